@@ -1,1 +1,161 @@
-//! The engine contract.
+//! The engine contract: load an ONNX model, describe its inputs and outputs, and run
+//! batches on worker threads. One module per engine; tract is behind a cargo feature.
+//!
+//! An [`Engine`] is a loaded model, shared by all workers. Each worker asks it for a
+//! [`Runner`], its own mutable state, and calls [`Runner::run`] synchronously on a
+//! dedicated thread (never on an async runtime).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferroserve_core::{DataType, Tensor, TensorRef, TensorSpec};
+
+pub mod onnxruntime;
+#[cfg(feature = "tract")]
+pub mod tract;
+
+/// A model loaded into an inference engine; shared across worker threads.
+pub trait Engine: Send + Sync {
+    /// The engine's name: `onnxruntime` or `tract`.
+    fn kind(&self) -> EngineKind;
+    /// The model's inputs, in the order [`Runner::run`] takes them. Dynamic dims are `-1`.
+    fn inputs(&self) -> &[TensorSpec];
+    /// The model's outputs, in the order [`Runner::run`] writes them.
+    fn outputs(&self) -> &[TensorSpec];
+    /// Creates the per-worker state that runs the model.
+    fn runner(&self) -> Result<Box<dyn Runner>, EngineError>;
+}
+
+/// One worker's handle on a model: runs one batch at a time.
+pub trait Runner: Send {
+    /// Runs the model on `inputs` (one per model input, in [`Engine::inputs`] order) and
+    /// writes each model output into the matching element of `outputs`, reshaping it and
+    /// reusing its buffer. `outputs` must have one tensor per model output.
+    fn run(&mut self, inputs: &[TensorRef<'_>], outputs: &mut [Tensor]) -> Result<(), EngineError>;
+}
+
+/// Which engine runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    OnnxRuntime,
+    Tract,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::OnnxRuntime => "onnxruntime",
+            EngineKind::Tract => "tract",
+        }
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "onnxruntime" | "ort" | "onnxruntime_onnx" => Ok(EngineKind::OnnxRuntime),
+            "tract" => Ok(EngineKind::Tract),
+            other => Err(format!(
+                "unknown engine '{other}': expected 'onnxruntime' or 'tract'"
+            )),
+        }
+    }
+}
+
+/// How an engine runs a model.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Threads one inference may use (intra-op parallelism).
+    pub intra_op_threads: usize,
+    /// Explicit path of the ONNX Runtime shared library; see [`onnxruntime::library_path`].
+    pub onnxruntime_library: Option<PathBuf>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            intra_op_threads: 1,
+            onnxruntime_library: None,
+        }
+    }
+}
+
+/// Loads the ONNX model at `path` into the engine `kind`.
+pub fn load(
+    kind: EngineKind,
+    path: &Path,
+    options: &EngineOptions,
+) -> Result<Arc<dyn Engine>, EngineError> {
+    match kind {
+        EngineKind::OnnxRuntime => Ok(Arc::new(onnxruntime::OnnxRuntimeEngine::load(
+            path, options,
+        )?)),
+        #[cfg(feature = "tract")]
+        EngineKind::Tract => Ok(Arc::new(tract::TractEngine::load(path, options)?)),
+        #[cfg(not(feature = "tract"))]
+        EngineKind::Tract => Err(EngineError::NotBuilt("tract")),
+    }
+}
+
+/// What can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    RuntimeMissing(String),
+    #[error("engine '{0}' is not built into this binary (cargo feature '{0}')")]
+    NotBuilt(&'static str),
+    #[error("cannot load model {path}: {reason}")]
+    Load { path: PathBuf, reason: String },
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// Checks `inputs` against the model's input specs before an engine sees them.
+fn check_inputs(specs: &[TensorSpec], inputs: &[TensorRef<'_>]) -> Result<(), EngineError> {
+    if inputs.len() != specs.len() {
+        return Err(EngineError::InvalidInput(format!(
+            "model takes {} inputs, got {}",
+            specs.len(),
+            inputs.len()
+        )));
+    }
+    for (spec, input) in specs.iter().zip(inputs) {
+        if input.dtype != spec.dtype {
+            return Err(EngineError::InvalidInput(format!(
+                "input '{}' must be {}, got {}",
+                spec.name, spec.dtype, input.dtype
+            )));
+        }
+        if !spec.accepts_shape(input.shape) {
+            return Err(EngineError::InvalidInput(format!(
+                "input '{}' must have shape {:?}, got {:?}",
+                spec.name, spec.shape, input.shape
+            )));
+        }
+        let size = input.dtype.size().ok_or_else(|| {
+            EngineError::InvalidInput(format!(
+                "input '{}': BYTES cannot reach an engine",
+                spec.name
+            ))
+        })?;
+        let expected = size * input.shape.iter().product::<usize>();
+        if input.data.len() != expected {
+            return Err(EngineError::InvalidInput(format!(
+                "input '{}' of shape {:?} needs {expected} bytes, got {}",
+                spec.name,
+                input.shape,
+                input.data.len()
+            )));
+        }
+        if input.dtype == DataType::Bool && input.data.iter().any(|&b| b > 1) {
+            return Err(EngineError::InvalidInput(format!(
+                "input '{}': BOOL values must be 0 or 1",
+                spec.name
+            )));
+        }
+    }
+    Ok(())
+}
