@@ -2,8 +2,17 @@
 //! the model configuration (Triton's `config.pbtxt`), and the model repository on disk.
 #![forbid(unsafe_code)]
 
+pub mod classification;
+pub mod config;
+pub mod labels;
 pub mod preprocess;
+pub mod repository;
 pub mod tensor;
 
+pub use config::{ConfigError, ModelConfig};
+pub use labels::{Labels, LabelsError};
 pub use preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
+pub use repository::{
+    ModelDescription, ModelEntry, ModelRepository, ModelVersion, RepositoryError,
+};
 pub use tensor::{DataType, Tensor, TensorBuf, TensorRef, TensorSpec};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use ferroserve_core::{DataType, Tensor, TensorRef, TensorSpec};
 
+pub mod model;
 pub mod onnxruntime;
 #[cfg(feature = "tract")]
 pub mod tract;

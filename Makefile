@@ -1,0 +1,18 @@
+# The two commands of the README: `make serve` and `make test`. Everything they need is
+# installed by scripts/ from the package registries.
+CARGO ?= cargo
+
+.PHONY: setup serve classify test
+
+setup:
+	scripts/setup-onnxruntime.sh
+
+## Classify the sample photos with the bundled model.
+classify: setup
+	$(CARGO) run --release -- classify ../shared/images
+
+## Format, lint, and run every test.
+test: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace

@@ -1,0 +1,310 @@
+//! The model repository on disk, in Triton's layout:
+//!
+//! ```text
+//! <repository>/
+//!   <model>/
+//!     config.pbtxt          optional
+//!     labels.txt            any label files named by `label_filename`
+//!     1/model.onnx          one folder per version, a positive integer,
+//!     2/model.onnx          holding `default_model_filename` (model.onnx by default)
+//! ```
+//!
+//! Folders whose names are not positive integers (written without leading zeros) are
+//! not versions and are ignored, as are hidden folders at the top of the repository.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{ConfigError, ModelConfig, VersionPolicy};
+use crate::labels::{Labels, LabelsError};
+
+/// The name of a model's configuration file inside its folder.
+pub const CONFIG_FILENAME: &str = "config.pbtxt";
+
+/// Why a repository or a model in it could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// A file or folder could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The repository path is not a folder.
+    #[error("model repository {} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+
+    /// No model folder of that name.
+    #[error("no model '{name}' in repository {}", repository.display())]
+    ModelNotFound { name: String, repository: PathBuf },
+
+    /// The model's `config.pbtxt` is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// The version policy selects no version folder that exists.
+    #[error("model '{model}': no version to serve in {} (version folders found: {found:?})", folder.display())]
+    NoVersions {
+        model: String,
+        folder: PathBuf,
+        found: Vec<u64>,
+    },
+
+    /// `version_policy.specific` names a version that has no folder.
+    #[error("{}: version_policy.specific.versions: version {version} has no folder in {}", file.display(), folder.display())]
+    MissingVersion {
+        file: PathBuf,
+        version: u64,
+        folder: PathBuf,
+    },
+
+    /// A selected version folder lacks the model file.
+    #[error("model file {} is missing", path.display())]
+    MissingModelFile { path: PathBuf },
+
+    /// A labels file named by an output could not be loaded.
+    #[error("{}: {field}: {source}", file.display())]
+    Labels {
+        file: PathBuf,
+        field: String,
+        #[source]
+        source: LabelsError,
+    },
+}
+
+/// A model repository folder.
+#[derive(Debug, Clone)]
+pub struct ModelRepository {
+    root: PathBuf,
+}
+
+/// One model folder as listed by [`ModelRepository::index`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// The folder name, which is the model name.
+    pub name: String,
+    /// Every version folder present, ascending, whatever the version policy.
+    pub versions: Vec<u64>,
+    /// Whether the folder has a `config.pbtxt`.
+    pub has_config: bool,
+    /// Why [`ModelRepository::load`] fails for this model, if it does.
+    pub error: Option<String>,
+}
+
+/// A model ready to be served: its configuration and the files of the versions to serve.
+#[derive(Debug, Clone)]
+pub struct ModelDescription {
+    pub name: String,
+    /// The model folder.
+    pub path: PathBuf,
+    /// The parsed `config.pbtxt` with `name` filled in; `None` when there is no file, in
+    /// which case build one with [`ModelConfig::new`] and [`ModelConfig::autocomplete`].
+    pub config: Option<ModelConfig>,
+    /// The versions the version policy selects, ascending (the latest one by default).
+    pub versions: Vec<ModelVersion>,
+    /// Labels of each output that declares a `label_filename`, by output name.
+    pub labels: BTreeMap<String, Labels>,
+}
+
+/// One version of a model to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    pub version: u64,
+    /// The model file: `<model>/<version>/<default_model_filename>`.
+    pub model_file: PathBuf,
+}
+
+impl ModelRepository {
+    /// A repository rooted at `dir`, which must be a folder.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, RepositoryError> {
+        let root = dir.into();
+        let metadata = std::fs::metadata(&root).map_err(|source| RepositoryError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        if !metadata.is_dir() {
+            return Err(RepositoryError::NotADirectory { path: root });
+        }
+        Ok(ModelRepository { root })
+    }
+
+    /// The repository folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every model folder, by name, each with what [`load`](Self::load) would say of it.
+    /// Configuration warnings are not logged here; `load` logs them.
+    pub fn index(&self) -> Result<Vec<ModelEntry>, RepositoryError> {
+        let mut entries = Vec::new();
+        for name in subfolders(&self.root)? {
+            if name.starts_with('.') {
+                continue;
+            }
+            let folder = self.root.join(&name);
+            let (versions, error) = match version_folders(&folder) {
+                Ok(versions) => (versions, self.describe(&name, false).err()),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            entries.push(ModelEntry {
+                has_config: folder.join(CONFIG_FILENAME).is_file(),
+                name,
+                versions,
+                error: error.map(|e| e.to_string()),
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Reads the model `name`: its configuration (whose warnings are logged), the versions
+    /// to serve and its labels. The configuration's `name`, when given, must equal `name`.
+    pub fn load(&self, name: &str) -> Result<ModelDescription, RepositoryError> {
+        self.describe(name, true)
+    }
+
+    fn describe(
+        &self,
+        name: &str,
+        log_warnings: bool,
+    ) -> Result<ModelDescription, RepositoryError> {
+        let folder = self.model_folder(name)?;
+        let config_file = folder.join(CONFIG_FILENAME);
+        let config = if config_file.exists() {
+            let mut config = ModelConfig::load(&config_file)?;
+            if config.name.is_empty() {
+                config.name = name.to_string();
+            } else if config.name != name {
+                return Err(ConfigError::Invalid {
+                    file: config_file.display().to_string(),
+                    field: "name".into(),
+                    message: format!(
+                        "'{}' differs from the model folder name '{name}'",
+                        config.name
+                    ),
+                }
+                .into());
+            }
+            if log_warnings {
+                for warning in &config.warnings {
+                    tracing::warn!(model = name, file = %config_file.display(), "{warning}");
+                }
+            }
+            Some(config)
+        } else {
+            None
+        };
+
+        let found = version_folders(&folder)?;
+        let policy = config
+            .as_ref()
+            .and_then(|c| c.version_policy.clone())
+            .unwrap_or_default();
+        if let VersionPolicy::Specific { versions } = &policy {
+            if let Some(&version) = versions.iter().find(|v| !found.contains(v)) {
+                return Err(RepositoryError::MissingVersion {
+                    file: config_file,
+                    version,
+                    folder,
+                });
+            }
+        }
+        let selected = policy.select(&found);
+        if selected.is_empty() {
+            return Err(RepositoryError::NoVersions {
+                model: name.to_string(),
+                folder,
+                found,
+            });
+        }
+        let filename = config.as_ref().map_or(
+            ModelConfig::DEFAULT_MODEL_FILENAME,
+            ModelConfig::model_filename,
+        );
+        let mut versions = Vec::with_capacity(selected.len());
+        for version in selected {
+            let model_file = folder.join(version.to_string()).join(filename);
+            if !model_file.exists() {
+                return Err(RepositoryError::MissingModelFile { path: model_file });
+            }
+            versions.push(ModelVersion {
+                version,
+                model_file,
+            });
+        }
+
+        let mut labels = BTreeMap::new();
+        for (i, output) in config.iter().flat_map(|c| c.output.iter().enumerate()) {
+            if output.label_filename.is_empty() {
+                continue;
+            }
+            let loaded = Labels::load(&folder.join(&output.label_filename)).map_err(|source| {
+                RepositoryError::Labels {
+                    file: config_file.clone(),
+                    field: format!("output[{i}].label_filename"),
+                    source,
+                }
+            })?;
+            labels.insert(output.name.clone(), loaded);
+        }
+
+        Ok(ModelDescription {
+            name: name.to_string(),
+            path: folder,
+            config,
+            versions,
+            labels,
+        })
+    }
+
+    /// The folder of model `name`. Names that are not a plain folder name (empty, hidden,
+    /// or holding a path separator) are never models, so a request cannot leave the
+    /// repository.
+    fn model_folder(&self, name: &str) -> Result<PathBuf, RepositoryError> {
+        let plain = !name.is_empty()
+            && !name.starts_with('.')
+            && !name.chars().any(std::path::is_separator);
+        let folder = self.root.join(name);
+        if plain && folder.is_dir() {
+            Ok(folder)
+        } else {
+            Err(RepositoryError::ModelNotFound {
+                name: name.to_string(),
+                repository: self.root.clone(),
+            })
+        }
+    }
+}
+
+/// Names of the folders directly inside `dir` (following links), in no particular order.
+fn subfolders(dir: &Path) -> Result<Vec<String>, RepositoryError> {
+    let io_error = |source| RepositoryError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        if let Some(name) = entry.file_name().to_str() {
+            if entry.path().is_dir() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// The version folders of a model folder, ascending.
+fn version_folders(folder: &Path) -> Result<Vec<u64>, RepositoryError> {
+    let mut versions: Vec<u64> = subfolders(folder)?
+        .iter()
+        .filter_map(|name| {
+            let version = name.parse::<u64>().ok()?;
+            (version > 0 && version.to_string() == *name).then_some(version)
+        })
+        .collect();
+    versions.sort_unstable();
+    Ok(versions)
+}

@@ -1,0 +1,125 @@
+//! From a model repository entry to a model ready to run: the engine chosen, the model
+//! loaded, and its configuration completed from the model's own inputs and outputs.
+
+use std::sync::Arc;
+
+use ferroserve_core::{
+    ConfigError, DataType, ImagePreprocessing, Labels, ModelConfig, ModelDescription, ModelVersion,
+};
+
+use crate::{Engine, EngineError, EngineKind, EngineOptions};
+
+/// One version of a model, loaded into its engine, with everything resolved once.
+pub struct LoadedModel {
+    pub name: String,
+    pub version: u64,
+    /// The configuration, completed and checked against the model.
+    pub config: ModelConfig,
+    pub engine: Arc<dyn Engine>,
+    /// How images are turned into the image input, when the model declares it.
+    pub preprocessing: Option<ImagePreprocessing>,
+    /// Labels of each output that has them, by the output's position in
+    /// [`Engine::outputs`].
+    pub labels: Vec<Option<Labels>>,
+    /// The `BYTES` input (declared in the configuration, absent from the model) through
+    /// which clients send encoded images, one per batch row, preprocessed on the server
+    /// into the image input.
+    pub encoded_image_input: Option<String>,
+    /// Whether a classifier's scores need a softmax to become probabilities
+    /// (parameter `postprocess.softmax`: `true`/`false`; when absent, decided per
+    /// response by looking at the scores).
+    pub softmax: Option<bool>,
+}
+
+/// Why a model version could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelLoadError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LoadedModel {
+    /// Loads `version` of the model `description`. The engine is `engine` when given,
+    /// else the configuration's `backend` (`tract`), else ONNX Runtime.
+    pub fn load(
+        description: &ModelDescription,
+        version: &ModelVersion,
+        engine: Option<EngineKind>,
+        options: &EngineOptions,
+    ) -> Result<Self, ModelLoadError> {
+        let mut config = description
+            .config
+            .clone()
+            .unwrap_or_else(|| ModelConfig::new(&description.name));
+        let kind = match engine {
+            Some(kind) => kind,
+            None if config.backend == "tract" => EngineKind::Tract,
+            None => EngineKind::OnnxRuntime,
+        };
+        let engine = crate::load(kind, &version.model_file, options)?;
+        let (encoded, mut declared): (Vec<_>, Vec<_>) = std::mem::take(&mut config.input)
+            .into_iter()
+            .partition(|input| input.data_type == DataType::Bytes);
+        config.input.append(&mut declared);
+        config.autocomplete(engine.inputs(), engine.outputs())?;
+        let preprocessing = config.image_preprocessing()?;
+        let encoded_image_input = match encoded.as_slice() {
+            [] => None,
+            [input] if preprocessing.is_some() => Some(input.name.clone()),
+            [input] => {
+                return Err(ModelLoadError::Invalid(format!(
+                    "model '{}': BYTES input '{}' carries encoded images, which needs preprocess.* parameters",
+                    description.name, input.name
+                )))
+            }
+            _ => {
+                return Err(ModelLoadError::Invalid(format!(
+                    "model '{}' declares more than one BYTES input; one carries encoded images",
+                    description.name
+                )))
+            }
+        };
+        config.input.extend(encoded);
+        let labels = engine
+            .outputs()
+            .iter()
+            .map(|spec| description.labels.get(&spec.name).cloned())
+            .collect();
+        let softmax = match config.parameter("postprocess.softmax") {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ModelLoadError::Invalid(format!(
+                    "model '{}': parameter postprocess.softmax must be 'true' or 'false', got '{other}'",
+                    description.name
+                )))
+            }
+        };
+        Ok(LoadedModel {
+            name: description.name.clone(),
+            version: version.version,
+            config,
+            engine,
+            preprocessing,
+            encoded_image_input,
+            labels,
+            softmax,
+        })
+    }
+
+    /// Index of the input that takes preprocessed images, in [`Engine::inputs`] order.
+    pub fn image_input(&self) -> Option<usize> {
+        let name = &self.config.image_input()?.name;
+        self.engine.inputs().iter().position(|spec| &spec.name == name)
+    }
+
+    /// Largest batch the model accepts; 0 when it does not batch.
+    pub fn max_batch_size(&self) -> usize {
+        self.config.max_batch_size() as usize
+    }
+}
