@@ -1,0 +1,328 @@
+//! One worker's image preprocessor: decode, resample the center crop, write the tensor.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use ferroserve_core::preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
+
+use crate::decode::{self, Channels};
+use crate::geometry::{CropPlan, PixelWalk};
+use crate::{ImageFormat, InvalidSettings, VisionError};
+
+/// Turns encoded images into model input, one image at a time, writing straight into a
+/// caller-owned tensor slice.
+///
+/// Each image is decoded (JPEG, PNG, WebP, BMP or GIF, recognised by its magic bytes), turned
+/// upright by its EXIF orientation, resized so its short side is `resize_short_side` with an
+/// antialiased Catmull-Rom bicubic filter (Pillow's `BICUBIC`), center-cropped, and written
+/// in the settings' layout, channel order and element type. Alpha is dropped without
+/// compositing, gray is replicated to three channels, 16-bit samples are rounded to 8 bits.
+///
+/// The preprocessor keeps its decode and resample buffers between calls: after the first
+/// image of a given size, no buffer of its own grows. The buffers keep the size of the
+/// largest image seen (at most `max_pixels` x 8 bytes for decoding). Give each worker thread
+/// its own preprocessor; it is `Send`, not meant to be shared.
+pub struct ImagePreprocessor {
+    settings: ImagePreprocessing,
+    /// Why the settings cannot be carried out, if they cannot.
+    invalid: Option<InvalidSettings>,
+    /// `(p - mean[c]) / std[c]` for every 8-bit value `p`, per output channel `c`.
+    normalized: [[f32; 256]; 3],
+    /// Decoded pixels of the current image, 8-bit gray or RGB, as stored in the file.
+    decoded: Vec<u8>,
+    /// The resampled crop, in stored orientation.
+    resampled: Vec<u8>,
+    /// One displayed row of the crop, for crops that cannot be read in place.
+    row: Vec<[u8; 3]>,
+    resizer: Resizer,
+}
+
+/// What `resample` left in `ImagePreprocessor::resampled`.
+#[derive(Clone, Copy)]
+struct Resampled {
+    channels: Channels,
+    walk: PixelWalk,
+}
+
+impl ImagePreprocessor {
+    /// A preprocessor carrying out `settings`.
+    ///
+    /// Settings that [`ImagePreprocessor::validate`] refuses make every call fail with
+    /// [`VisionError::InvalidSettings`]; validate them at start-up.
+    pub fn new(settings: ImagePreprocessing) -> ImagePreprocessor {
+        let invalid = ImagePreprocessor::validate(&settings).err();
+        let mut normalized = [[0.0; 256]; 3];
+        for (c, table) in normalized.iter_mut().enumerate() {
+            for (p, value) in table.iter_mut().enumerate() {
+                *value = (p as f32 - settings.mean[c]) / settings.std[c];
+            }
+        }
+        ImagePreprocessor {
+            settings,
+            invalid,
+            normalized,
+            decoded: Vec::new(),
+            resampled: Vec::new(),
+            row: Vec::new(),
+            resizer: Resizer::new(),
+        }
+    }
+
+    /// Checks that `settings` can be carried out: no zero size, a crop no larger than
+    /// `resize_short_side` (the center crop must fit inside the resized image), finite
+    /// `mean`, finite non-zero `std`, and `max_pixels` of at least 1.
+    pub fn validate(settings: &ImagePreprocessing) -> Result<(), InvalidSettings> {
+        let s = settings;
+        let fail = |message: String| Err(InvalidSettings(message));
+        if s.resize_short_side == 0 || s.crop_width == 0 || s.crop_height == 0 {
+            return fail(format!(
+                "resize_short_side {} and crop {}x{} must all be at least 1",
+                s.resize_short_side, s.crop_width, s.crop_height
+            ));
+        }
+        if s.crop_width > s.resize_short_side || s.crop_height > s.resize_short_side {
+            return fail(format!(
+                "crop {}x{} does not fit in an image resized to a short side of {}",
+                s.crop_width, s.crop_height, s.resize_short_side
+            ));
+        }
+        if s.std.iter().any(|d| *d == 0.0 || !d.is_finite())
+            || s.mean.iter().any(|m| !m.is_finite())
+        {
+            return fail(format!(
+                "mean {:?} must be finite and std {:?} finite and non-zero",
+                s.mean, s.std
+            ));
+        }
+        if s.max_pixels == 0 {
+            return fail("max_pixels must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The settings this preprocessor carries out.
+    pub fn settings(&self) -> &ImagePreprocessing {
+        &self.settings
+    }
+
+    /// Decodes `encoded` and writes one image of `settings().image_len()` elements into
+    /// `out`, each `(pixel - mean[c]) / std[c]`.
+    ///
+    /// Requires settings with [`PixelType::F32`] and `out.len() == settings().image_len()`.
+    /// On error `out` is left untouched.
+    pub fn preprocess_f32(&mut self, encoded: &[u8], out: &mut [f32]) -> Result<(), VisionError> {
+        self.check_output(PixelType::F32, out.len())?;
+        let resampled = self.resample(encoded)?;
+        let normalized = &self.normalized;
+        write_image(
+            &self.resampled,
+            resampled,
+            &self.settings,
+            &mut self.row,
+            out,
+            |c, p| normalized[c][usize::from(p)],
+        );
+        Ok(())
+    }
+
+    /// Decodes `encoded` and writes one image of `settings().image_len()` raw pixels
+    /// (0..=255, `mean` and `std` unused) into `out`.
+    ///
+    /// Requires settings with [`PixelType::U8`] and `out.len() == settings().image_len()`.
+    /// On error `out` is left untouched.
+    pub fn preprocess_u8(&mut self, encoded: &[u8], out: &mut [u8]) -> Result<(), VisionError> {
+        self.check_output(PixelType::U8, out.len())?;
+        let resampled = self.resample(encoded)?;
+        write_image(
+            &self.resampled,
+            resampled,
+            &self.settings,
+            &mut self.row,
+            out,
+            |_, p| p,
+        );
+        Ok(())
+    }
+
+    fn check_output(&self, requested: PixelType, len: usize) -> Result<(), VisionError> {
+        if let Some(invalid) = &self.invalid {
+            return Err(VisionError::InvalidSettings(invalid.clone()));
+        }
+        if self.settings.pixel_type != requested {
+            return Err(VisionError::WrongPixelType {
+                expected: self.settings.pixel_type,
+                requested,
+            });
+        }
+        let expected = self.settings.image_len();
+        if len != expected {
+            return Err(VisionError::WrongOutputLen {
+                expected,
+                actual: len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes `encoded` into `self.decoded` and resamples its crop into `self.resampled`.
+    fn resample(&mut self, encoded: &[u8]) -> Result<Resampled, VisionError> {
+        if encoded.is_empty() {
+            return Err(VisionError::Empty);
+        }
+        let format = ImageFormat::sniff(encoded).ok_or(VisionError::UnsupportedFormat)?;
+        let settings = &self.settings;
+        let decoded = decode::decode(format, encoded, settings.max_pixels, &mut self.decoded)?;
+        let plan = CropPlan::new(
+            decoded.width,
+            decoded.height,
+            decoded.orientation,
+            settings.resize_short_side,
+            settings.crop_width,
+            settings.crop_height,
+        );
+        let pixel_type = match decoded.channels {
+            Channels::Gray => fast_image_resize::PixelType::U8,
+            Channels::Rgb => fast_image_resize::PixelType::U8x3,
+        };
+        let source = ImageRef::new(
+            decoded.width,
+            decoded.height,
+            &self.decoded[..decoded.len()],
+            pixel_type,
+        )
+        .map_err(resize_error)?;
+        let len = plan.resampled_width as usize
+            * plan.resampled_height as usize
+            * decoded.channels as usize;
+        if self.resampled.len() < len {
+            self.resampled.resize(len, 0);
+        }
+        let mut target = Image::from_slice_u8(
+            plan.resampled_width,
+            plan.resampled_height,
+            &mut self.resampled[..len],
+            pixel_type,
+        )
+        .map_err(resize_error)?;
+        let rect = plan.source;
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
+            .crop(rect.left, rect.top, rect.width, rect.height);
+        self.resizer
+            .resize(&source, &mut target, &options)
+            .map_err(resize_error)?;
+        Ok(Resampled {
+            channels: decoded.channels,
+            walk: plan.walk,
+        })
+    }
+}
+
+fn resize_error(error: impl std::fmt::Display) -> VisionError {
+    VisionError::Resize(error.to_string())
+}
+
+/// Writes the resampled crop into `out` in displayed order, in the settings' layout and
+/// channel order; `value(c, p)` gives the element for pixel value `p` of output channel `c`.
+/// `scratch` holds one displayed row when the crop cannot be read in place.
+fn write_image<T>(
+    resampled: &[u8],
+    image: Resampled,
+    settings: &ImagePreprocessing,
+    scratch: &mut Vec<[u8; 3]>,
+    out: &mut [T],
+    value: impl Fn(usize, u8) -> T,
+) {
+    let (width, height) = (settings.crop_width as usize, settings.crop_height as usize);
+    let bgr = settings.color_order == ColorOrder::Bgr;
+    // Output channels 0, 1, 2 of an RGB pixel.
+    let ordered = |[r, g, b]: [u8; 3]| if bgr { [b, g, r] } else { [r, g, b] };
+    scratch.resize(width, [0; 3]);
+    match settings.layout {
+        Layout::Nchw => {
+            let plane = width * height;
+            let (first, rest) = out.split_at_mut(plane);
+            let (second, third) = rest.split_at_mut(plane);
+            let planes = first
+                .chunks_exact_mut(width)
+                .zip(second.chunks_exact_mut(width))
+                .zip(third.chunks_exact_mut(width));
+            for (y, ((out0, out1), out2)) in planes.enumerate() {
+                let row = displayed_row(resampled, image, y, scratch);
+                let outs = out0.iter_mut().zip(out1.iter_mut()).zip(out2.iter_mut());
+                for (((o0, o1), o2), &pixel) in outs.zip(row) {
+                    let [p0, p1, p2] = ordered(pixel);
+                    *o0 = value(0, p0);
+                    *o1 = value(1, p1);
+                    *o2 = value(2, p2);
+                }
+            }
+        }
+        Layout::Nhwc => {
+            for (y, outs) in out.chunks_exact_mut(width * 3).enumerate() {
+                let row = displayed_row(resampled, image, y, scratch);
+                for (o, &pixel) in outs.chunks_exact_mut(3).zip(row) {
+                    let [p0, p1, p2] = ordered(pixel);
+                    o[0] = value(0, p0);
+                    o[1] = value(1, p1);
+                    o[2] = value(2, p2);
+                }
+            }
+        }
+    }
+}
+
+/// Displayed row `y` of the resampled crop as RGB pixels: read in place when the crop is
+/// RGB and upright, otherwise gathered (and gray replicated) into `scratch`.
+fn displayed_row<'a>(
+    resampled: &'a [u8],
+    image: Resampled,
+    y: usize,
+    scratch: &'a mut [[u8; 3]],
+) -> &'a [[u8; 3]] {
+    let walk = image.walk;
+    let start = walk.index(0, y);
+    match image.channels {
+        Channels::Rgb => {
+            let (pixels, _) = resampled.as_chunks::<3>();
+            if walk.step_x == 1 {
+                return &pixels[start..start + scratch.len()];
+            }
+            for (x, out) in scratch.iter_mut().enumerate() {
+                *out = pixels[walk.index(x, y)];
+            }
+        }
+        Channels::Gray => {
+            for (x, out) in scratch.iter_mut().enumerate() {
+                *out = [resampled[walk.index(x, y)]; 3];
+            }
+        }
+    }
+    scratch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_do_not_grow_after_the_first_image() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/images/");
+        let large = std::fs::read(format!("{dir}motorcycle.jpg")).unwrap();
+        let small = std::fs::read(format!("{dir}cat.jpg")).unwrap();
+        let mut pre = ImagePreprocessor::new(ImagePreprocessing::imagenet());
+        let mut out = vec![0f32; pre.settings().image_len()];
+        pre.preprocess_f32(&large, &mut out).unwrap();
+        let buffers = |pre: &ImagePreprocessor| {
+            [
+                (pre.decoded.as_ptr() as usize, pre.decoded.capacity()),
+                (pre.resampled.as_ptr() as usize, pre.resampled.capacity()),
+                (pre.row.as_ptr() as usize, pre.row.capacity()),
+            ]
+        };
+        let after_first = buffers(&pre);
+        for encoded in [&large, &small, &large] {
+            pre.preprocess_f32(encoded, &mut out).unwrap();
+            assert_eq!(buffers(&pre), after_first);
+        }
+    }
+}
