@@ -7,6 +7,10 @@ CARGO ?= cargo
 setup:
 	scripts/setup-onnxruntime.sh
 
+## Serve the bundled models on :8000 (HTTP), :8001 (gRPC), :8002 (metrics).
+serve: setup
+	$(CARGO) run --release -- serve
+
 ## Classify the sample photos with the bundled model.
 classify: setup
 	$(CARGO) run --release -- classify ../shared/images
@@ -16,3 +20,4 @@ test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	scripts/python-tests.sh

@@ -216,7 +216,9 @@ impl Tensor {
     /// Sets dtype and shape and sizes the buffer to match; contents are unspecified.
     /// Panics for `BYTES`, which has no fixed element size.
     pub fn reshape(&mut self, dtype: DataType, shape: &[usize]) {
-        let size = dtype.size().expect("dense tensors have a fixed element size");
+        let size = dtype
+            .size()
+            .expect("dense tensors have a fixed element size");
         self.dtype = dtype;
         self.shape.clear();
         self.shape.extend_from_slice(shape);

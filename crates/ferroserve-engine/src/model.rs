@@ -115,7 +115,10 @@ impl LoadedModel {
     /// Index of the input that takes preprocessed images, in [`Engine::inputs`] order.
     pub fn image_input(&self) -> Option<usize> {
         let name = &self.config.image_input()?.name;
-        self.engine.inputs().iter().position(|spec| &spec.name == name)
+        self.engine
+            .inputs()
+            .iter()
+            .position(|spec| &spec.name == name)
     }
 
     /// Largest batch the model accepts; 0 when it does not batch.

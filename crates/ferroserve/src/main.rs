@@ -1,1 +1,62 @@
-fn main() {}
+//! The `ferroserve` command: wiring only. Each subcommand lives in its own module.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod classify;
+mod serve;
+
+/// ferroserve: a low-latency inference server for ONNX image classifiers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ferroserve=debug`.
+    #[arg(long, global = true, env = "FERROSERVE_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the models of a repository over HTTP and gRPC (KServe v2 / Triton protocol).
+    Serve(serve::ServeArgs),
+    /// Classify image files and folders with a model, in parallel, and print the top classes.
+    Classify(classify::ClassifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Classify(args) => classify::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The bundled model repository: `models/` beside the executable or in a folder above it
+/// (a source checkout), else the checkout this binary was built from.
+fn default_model_repository() -> PathBuf {
+    let marker = Path::new("models/efficientnet-lite0/config.pbtxt");
+    let found = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .find(|dir| dir.join(marker).is_file())
+            .map(|dir| dir.join("models"))
+    });
+    found.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}

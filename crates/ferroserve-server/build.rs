@@ -1,0 +1,27 @@
+//! Generates the gRPC messages and service of `proto/` (KServe v2 / Triton, package
+//! `inference`). There is no `protoc` at build time: protox parses the files into a
+//! descriptor set, which tonic-prost-build turns into Rust.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");
+    let files = [
+        proto.join("grpc_service.proto"),
+        proto.join("model_config.proto"),
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    let descriptors = protox::compile(&files, [&proto])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Every `bytes` field as `bytes::Bytes`: tensor contents are then slices of the
+        // received message and outputs are sent without copying.
+        .bytes(".")
+        // RPCs ferroserve does not implement answer UNIMPLEMENTED.
+        .generate_default_stubs(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

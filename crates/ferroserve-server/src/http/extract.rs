@@ -1,0 +1,138 @@
+//! Extractors that turn the parts of a request every route shares into checked values,
+//! answering malformed ones with an [`ApiError`].
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::request::Parts;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::HttpState;
+use crate::error::ServeError;
+
+/// The model a route names: `/v2/models/{model}[/versions/{version}]/...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ModelRef {
+    pub name: String,
+    /// `None` serves the latest ready version.
+    pub version: Option<u64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ModelRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let model = ModelRef::from_path(parts, state).await;
+        model.map_err(|e| e.before_body(&parts.headers))
+    }
+}
+
+impl ModelRef {
+    async fn from_path<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+        let name = params
+            .remove("model")
+            .ok_or_else(|| ApiError::invalid("the route names no model"))?;
+        let version = params
+            .remove("version")
+            .map(|v| parse_version(&v))
+            .transpose()?;
+        Ok(ModelRef { name, version })
+    }
+}
+
+/// A model version as written in a URL: a non-negative integer. Triton answers a
+/// version that is not one with 400, and so do we.
+pub(super) fn parse_version(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "model version '{text}' is not a version number: expected a non-negative integer such as 1"
+        ))
+    })
+}
+
+/// The whole request body, at most [`super::HttpLimits::max_request_bytes`] long and not
+/// compressed (`Content-Encoding` other than `identity` is refused with 415).
+pub(super) struct RequestBody(pub Bytes);
+
+impl FromRequest<HttpState> for RequestBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &HttpState) -> Result<Self, ApiError> {
+        if let Some(coding) = request.headers().get(CONTENT_ENCODING) {
+            let coding = String::from_utf8_lossy(coding.as_bytes());
+            if !coding.trim().eq_ignore_ascii_case("identity") {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("compressed request bodies (Content-Encoding: {coding}) are not supported; send the body uncompressed"),
+                )
+                .closing_connection());
+            }
+        }
+        let limit = state.limits.max_request_bytes;
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+            .closing_connection()
+        };
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        match Bytes::from_request(request, state).await {
+            Ok(body) => Ok(RequestBody(body)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large())
+            }
+            Err(rejection) => {
+                Err(ApiError::new(rejection.status(), rejection.body_text()).closing_connection())
+            }
+        }
+    }
+}
+
+/// The `Inference-Header-Content-Length` header of the binary tensor data extension:
+/// how many leading bytes of the body are the JSON header. `None` when absent.
+pub(super) fn inference_header_length(
+    headers: &http::HeaderMap,
+) -> Result<Option<usize>, ApiError> {
+    let Some(value) = headers.get(super::INFERENCE_HEADER_CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "header {}: expected the length of the JSON header in bytes, got '{}'",
+                super::INFERENCE_HEADER_CONTENT_LENGTH,
+                String::from_utf8_lossy(value.as_bytes())
+            ))
+        })
+}
+
+/// Parses a body that must hold one JSON object (serde would also take an array for a
+/// struct). `what` names the body in the error.
+pub(super) fn json_object<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ServeError> {
+    let malformed =
+        |reason: String| ServeError::InvalidRequest(format!("malformed {what} JSON: {reason}"));
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(body).map_err(|e| malformed(e.to_string())),
+        Some(_) => Err(malformed("expected a JSON object".into())),
+        None => Err(malformed("the body is empty".into())),
+    }
+}

@@ -1,0 +1,398 @@
+//! The models being served: loading a model's versions from the repository, warming
+//! them up and swapping them in atomically, unloading them, and noticing changes on
+//! disk. A version that is replaced keeps serving the requests it already accepted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use ferroserve_core::{DataType, ImagePreprocessing, ModelRepository, Tensor, TensorRef};
+use ferroserve_engine::model::LoadedModel;
+use ferroserve_engine::{EngineKind, EngineOptions};
+
+use crate::error::ServeError;
+use crate::infer::RepositoryEntry;
+use crate::scheduler::{BatchPolicy, Scheduler};
+use crate::stats::ModelStats;
+
+/// How models are loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Engine for every model; `None` follows each configuration's backend.
+    pub engine: Option<EngineKind>,
+    pub engine_options: EngineOptions,
+    /// Threads per model instance; `None` shares the cores among the instances.
+    pub intra_op_threads: Option<usize>,
+    /// Jobs a model's queue holds when its configuration sets no `max_queue_size`.
+    pub max_queue_size: usize,
+}
+
+/// One model version loaded, warmed up and accepting jobs.
+pub struct ServedModel {
+    pub model: LoadedModel,
+    pub scheduler: Scheduler,
+    pub stats: Arc<ModelStats>,
+    pub preprocessing: Option<Arc<ImagePreprocessing>>,
+}
+
+impl ServedModel {
+    fn start(model: LoadedModel, options: &LoadOptions) -> Result<Self, String> {
+        let instances: usize = model
+            .config
+            .instance_group
+            .iter()
+            .map(|g| g.count as usize)
+            .sum();
+        let instances = instances.max(1);
+        let runners = (0..instances)
+            .map(|_| model.engine.runner().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut runners = runners;
+        for runner in &mut runners {
+            warm_up(&model, runner.as_mut())?;
+        }
+        let config = &model.config;
+        let max_batch = config.max_batch_size() as usize;
+        let policy = match &config.dynamic_batching {
+            Some(batching) if max_batch > 0 => BatchPolicy {
+                dynamic: true,
+                max_batch,
+                preferred: {
+                    let mut sizes: Vec<usize> = batching
+                        .preferred_batch_size
+                        .iter()
+                        .map(|&s| s as usize)
+                        .collect();
+                    sizes.sort_unstable();
+                    sizes
+                },
+                max_delay: std::time::Duration::from_micros(batching.max_queue_delay_microseconds),
+            },
+            _ => BatchPolicy {
+                dynamic: false,
+                max_batch: max_batch.max(1),
+                preferred: Vec::new(),
+                max_delay: std::time::Duration::ZERO,
+            },
+        };
+        let capacity = config
+            .dynamic_batching
+            .as_ref()
+            .and_then(|b| b.default_queue_policy.as_ref())
+            .map(|p| p.max_queue_size as usize)
+            .filter(|&n| n > 0)
+            .unwrap_or(options.max_queue_size);
+        let stats = Arc::new(ModelStats::default());
+        let scheduler = Scheduler::start(
+            &model.name,
+            model.version,
+            runners,
+            model.engine.outputs().len(),
+            policy,
+            capacity,
+            stats.clone(),
+        );
+        let preprocessing = model.preprocessing.clone().map(Arc::new);
+        Ok(ServedModel {
+            model,
+            scheduler,
+            stats,
+            preprocessing,
+        })
+    }
+}
+
+/// Runs each instance once on zeros, so that the first request does not pay for
+/// lazy initialisation.
+fn warm_up(model: &LoadedModel, runner: &mut dyn ferroserve_engine::Runner) -> Result<(), String> {
+    let batched = model.max_batch_size() > 0;
+    let inputs: Vec<Tensor> = model
+        .engine
+        .inputs()
+        .iter()
+        .map(|spec| {
+            let declared = model.config.input.iter().find(|i| i.name == spec.name);
+            let mut shape: Vec<usize> = Vec::new();
+            if batched {
+                shape.push(1);
+            }
+            match declared {
+                Some(input) => shape.extend(input.dims.iter().map(|&d| d.max(1) as usize)),
+                None => shape = spec.shape.iter().map(|&d| d.max(1) as usize).collect(),
+            }
+            let mut tensor = Tensor::with_capacity(spec.dtype, 0);
+            tensor.reshape(spec.dtype, &shape);
+            tensor
+        })
+        .collect();
+    let views: Vec<TensorRef<'_>> = inputs.iter().map(Tensor::view).collect();
+    let mut outputs = vec![Tensor::with_capacity(DataType::Fp32, 0); model.engine.outputs().len()];
+    runner
+        .run(&views, &mut outputs)
+        .map_err(|e| format!("warm-up inference failed: {e}"))
+}
+
+/// What is known of one model of the repository.
+#[derive(Default)]
+struct ModelSlot {
+    /// Loaded versions, ascending.
+    versions: BTreeMap<u64, Arc<ServedModel>>,
+    /// Why the last load failed, or that it was unloaded.
+    reason: Option<String>,
+    /// The files the loaded versions came from, to notice changes when polling.
+    fingerprint: Vec<(PathBuf, SystemTime, u64)>,
+}
+
+/// The models being served.
+pub struct ModelManager {
+    repository: ModelRepository,
+    options: LoadOptions,
+    models: RwLock<BTreeMap<String, ModelSlot>>,
+    /// Loads and unloads one at a time.
+    loading: Mutex<()>,
+}
+
+impl ModelManager {
+    pub fn new(repository: ModelRepository, options: LoadOptions) -> Self {
+        ModelManager {
+            repository,
+            options,
+            models: RwLock::new(BTreeMap::new()),
+            loading: Mutex::new(()),
+        }
+    }
+
+    pub fn repository(&self) -> &ModelRepository {
+        &self.repository
+    }
+
+    /// The version to serve: `version`, or the latest loaded one.
+    pub fn get(&self, name: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        let slot = models
+            .get(name)
+            .ok_or_else(|| ServeError::ModelNotFound(name.to_string()))?;
+        let found = match version {
+            Some(v) => slot.versions.get(&v),
+            None => slot.versions.values().next_back(),
+        };
+        match (found, version) {
+            (Some(served), _) => Ok(served.clone()),
+            (None, Some(v)) if !slot.versions.is_empty() => Err(ServeError::VersionNotFound {
+                model: name.to_string(),
+                version: v.to_string(),
+            }),
+            (None, _) => Err(ServeError::ModelNotReady(name.to_string())),
+        }
+    }
+
+    /// Every loaded version of every model.
+    pub fn loaded(&self) -> Vec<Arc<ServedModel>> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        models
+            .values()
+            .flat_map(|slot| slot.versions.values().cloned())
+            .collect()
+    }
+
+    /// Whether `name` is known at all (loaded, or failed to load).
+    pub fn knows(&self, name: &str) -> bool {
+        self.models
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+    }
+
+    /// Loads (or reloads) every version of `name` the version policy selects. The new
+    /// versions are warmed up before they replace the old ones; on failure the old ones
+    /// keep serving and the reason is kept for the repository index. Blocking.
+    pub fn load(&self, name: &str) -> Result<(), ServeError> {
+        let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        let fingerprint = fingerprint(&self.repository.root().join(name));
+        match self.load_versions(name) {
+            Ok(versions) => {
+                let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+                let slot = models.entry(name.to_string()).or_default();
+                let old = std::mem::replace(&mut slot.versions, versions);
+                slot.reason = None;
+                slot.fingerprint = fingerprint;
+                drop(models);
+                for retired in old.values() {
+                    retired.scheduler.close();
+                }
+                tracing::info!(model = name, "model loaded");
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::error!(model = name, "{reason}");
+                let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+                let slot = models.entry(name.to_string()).or_default();
+                slot.reason = Some(reason.clone());
+                slot.fingerprint = fingerprint;
+                Err(ServeError::LoadFailed {
+                    model: name.to_string(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn load_versions(&self, name: &str) -> Result<BTreeMap<u64, Arc<ServedModel>>, String> {
+        let description = self.repository.load(name).map_err(|e| e.to_string())?;
+        if description.versions.is_empty() {
+            return Err(format!(
+                "model '{name}' has no version folder with a model file"
+            ));
+        }
+        let mut engine_options = self.options.engine_options.clone();
+        let mut versions = BTreeMap::new();
+        for version in &description.versions {
+            let instances = description
+                .config
+                .as_ref()
+                .map(|c| {
+                    c.instance_group
+                        .iter()
+                        .map(|g| g.count as usize)
+                        .sum::<usize>()
+                })
+                .unwrap_or(0)
+                .max(1);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            engine_options.intra_op_threads = self
+                .options
+                .intra_op_threads
+                .unwrap_or((cores / instances).max(1));
+            let model =
+                LoadedModel::load(&description, version, self.options.engine, &engine_options)
+                    .map_err(|e| format!("version {}: {e}", version.version))?;
+            let served = ServedModel::start(model, &self.options)
+                .map_err(|e| format!("version {}: {e}", version.version))?;
+            versions.insert(version.version, Arc::new(served));
+        }
+        Ok(versions)
+    }
+
+    /// Stops serving `name`; accepted requests still finish.
+    pub fn unload(&self, name: &str) -> Result<(), ServeError> {
+        let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let slot = models
+            .get_mut(name)
+            .ok_or_else(|| ServeError::ModelNotFound(name.to_string()))?;
+        for retired in std::mem::take(&mut slot.versions).values() {
+            retired.scheduler.close();
+        }
+        slot.reason = Some("unloaded".into());
+        slot.fingerprint.clear();
+        tracing::info!(model = name, "model unloaded");
+        Ok(())
+    }
+
+    /// The repository's models, each loaded version a line, each model without one a
+    /// line saying why.
+    pub fn index(&self) -> Result<Vec<RepositoryEntry>, ServeError> {
+        let on_disk = self
+            .repository
+            .index()
+            .map_err(|e| ServeError::Engine(format!("cannot read the model repository: {e}")))?;
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        let mut entries = Vec::new();
+        let mut names: Vec<&str> = on_disk.iter().map(|e| e.name.as_str()).collect();
+        names.extend(models.keys().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            match models.get(name) {
+                Some(slot) if !slot.versions.is_empty() => {
+                    entries.extend(slot.versions.keys().map(|v| RepositoryEntry {
+                        name: name.to_string(),
+                        version: v.to_string(),
+                        state: "READY".into(),
+                        reason: String::new(),
+                    }));
+                }
+                slot => entries.push(RepositoryEntry {
+                    name: name.to_string(),
+                    version: String::new(),
+                    state: if slot.is_some() {
+                        "UNAVAILABLE".into()
+                    } else {
+                        String::new()
+                    },
+                    reason: slot.and_then(|s| s.reason.clone()).unwrap_or_default(),
+                }),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Reloads the models whose files changed since they were loaded, loads new ones and
+    /// unloads the ones whose folder is gone. Blocking.
+    pub fn poll(&self) {
+        let on_disk = match self.repository.index() {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!("cannot read the model repository: {e}");
+                return;
+            }
+        };
+        for entry in &on_disk {
+            let current = fingerprint(&self.repository.root().join(&entry.name));
+            let known = {
+                let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+                models.get(&entry.name).map(|slot| slot.fingerprint.clone())
+            };
+            if known.as_ref() != Some(&current) {
+                let _ = self.load(&entry.name);
+            }
+        }
+        let gone: Vec<String> = {
+            let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+            models
+                .iter()
+                .filter(|(name, slot)| {
+                    !slot.versions.is_empty() && !on_disk.iter().any(|e| &e.name == *name)
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in gone {
+            let _ = self.unload(&name);
+        }
+    }
+
+    /// Closes every queue and waits until the accepted requests are answered.
+    pub fn drain(&self) {
+        for served in self.loaded() {
+            served.scheduler.drain();
+        }
+    }
+}
+
+/// Every file under `dir` with its modification time and size, sorted.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, SystemTime, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push((
+                    path,
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                ));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+}

@@ -1,0 +1,599 @@
+//! The per-model scheduler: a bounded queue of jobs, served by one OS thread per model
+//! instance, each owning its engine [`Runner`]. With dynamic batching a worker combines
+//! queued jobs into one engine run, up to `max_batch` rows, waiting at most `max_delay`
+//! for a batch to fill. Jobs whose client has gone are dropped, not computed; jobs past
+//! their deadline are answered with a timeout.
+//!
+//! The batching decision, [`next_batch`], is a plain function of the queue and the clock.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferroserve_core::{DataType, Tensor, TensorRef};
+use ferroserve_engine::Runner;
+use tokio::sync::oneshot;
+
+use crate::error::ServeError;
+use crate::metrics as m;
+use crate::stats::ModelStats;
+
+/// How a model's jobs are combined into engine runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchPolicy {
+    /// Whether jobs are combined (the model has `dynamic_batching`).
+    pub dynamic: bool,
+    /// Most rows in one run.
+    pub max_batch: usize,
+    /// Batch sizes run as soon as they can be formed, ascending (`preferred_batch_size`).
+    pub preferred: Vec<usize>,
+    /// How long the oldest job may wait for its batch to fill.
+    pub max_delay: Duration,
+}
+
+/// A tensor of a job: dtype, shape (batch dimension first when the model batches) and
+/// little-endian bytes.
+#[derive(Debug, Clone)]
+pub struct JobTensor {
+    pub dtype: DataType,
+    pub shape: Vec<usize>,
+    pub data: Bytes,
+}
+
+impl JobTensor {
+    fn view(&self) -> TensorRef<'_> {
+        TensorRef {
+            dtype: self.dtype,
+            shape: &self.shape,
+            data: &self.data,
+        }
+    }
+}
+
+/// What a job gets back: its outputs in engine order, and where its time went.
+#[derive(Debug)]
+pub struct JobResult {
+    pub outputs: Vec<JobTensor>,
+    pub queued: Duration,
+    pub compute: Duration,
+}
+
+/// One request's work: its inputs in engine order.
+pub struct Job {
+    pub inputs: Vec<JobTensor>,
+    /// Batch rows (1 for a model that does not batch).
+    pub rows: usize,
+    pub enqueued: Instant,
+    pub deadline: Option<Instant>,
+    pub reply: oneshot::Sender<Result<JobResult, ServeError>>,
+}
+
+impl Job {
+    /// Whether `other` can share an engine run with this job: same dtypes and the same
+    /// shapes apart from the batch dimension.
+    fn compatible(&self, other: &Job) -> bool {
+        self.inputs.len() == other.inputs.len()
+            && self.inputs.iter().zip(&other.inputs).all(|(a, b)| {
+                a.dtype == b.dtype && a.shape.len() == b.shape.len() && a.shape[1..] == b.shape[1..]
+            })
+    }
+
+    fn cancelled(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// The queue the workers share.
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+/// What a worker does next.
+enum Next {
+    Run(Vec<Job>),
+    WaitUntil(Instant),
+    Wait,
+    Exit,
+}
+
+/// Decides the next batch: drops cancelled jobs, answers expired ones, and takes jobs
+/// from the front when a batch is full, of a preferred size, or has waited long enough.
+fn next_batch(queue: &mut Queue, policy: &BatchPolicy, now: Instant) -> Next {
+    let mut kept = VecDeque::with_capacity(queue.jobs.len());
+    for job in queue.jobs.drain(..) {
+        if job.cancelled() {
+            metrics::counter!(m::CANCELLED_REQUESTS).increment(1);
+        } else if job.deadline.is_some_and(|d| d <= now) {
+            let waited = now - job.enqueued;
+            let _ = job.reply.send(Err(ServeError::Timeout(waited)));
+        } else {
+            kept.push_back(job);
+        }
+    }
+    queue.jobs = kept;
+    let Some(first) = queue.jobs.front() else {
+        return if queue.closed { Next::Exit } else { Next::Wait };
+    };
+    if !policy.dynamic {
+        let job = queue.jobs.pop_front().expect("the queue has a first job");
+        return Next::Run(vec![job]);
+    }
+    // Rows that fit from the front, and the row count after each job.
+    let mut rows = 0;
+    let mut ends = Vec::new();
+    for job in &queue.jobs {
+        if rows + job.rows > policy.max_batch || !first.compatible(job) {
+            break;
+        }
+        rows += job.rows;
+        ends.push(rows);
+    }
+    let take = if ends.is_empty() {
+        1 // a job larger than max_batch is refused at admission; never let one stall the queue
+    } else if rows == policy.max_batch || queue.closed || now >= first.enqueued + policy.max_delay {
+        ends.len()
+    } else if let Some(n) = policy
+        .preferred
+        .iter()
+        .rev()
+        .find_map(|&p| ends.iter().position(|&end| end == p))
+    {
+        n + 1
+    } else {
+        return Next::WaitUntil(first.enqueued + policy.max_delay);
+    };
+    Next::Run(queue.jobs.drain(..take).collect())
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    policy: BatchPolicy,
+    capacity: usize,
+    /// Metric labels.
+    model: String,
+    version: String,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn labels(&self) -> [(&'static str, String); 2] {
+        [
+            ("model", self.model.clone()),
+            ("version", self.version.clone()),
+        ]
+    }
+
+    fn gauge(&self, name: &'static str) -> metrics::Gauge {
+        metrics::gauge!(name, &self.labels())
+    }
+
+    fn histogram(&self, name: &'static str) -> metrics::Histogram {
+        metrics::histogram!(name, &self.labels())
+    }
+
+    fn counter(&self, name: &'static str) -> metrics::Counter {
+        metrics::counter!(name, &self.labels())
+    }
+}
+
+/// A model version's queue and its instance workers.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Scheduler {
+    /// Starts one worker thread per runner. `capacity` bounds the jobs waiting.
+    pub fn start(
+        model: &str,
+        version: u64,
+        runners: Vec<Box<dyn Runner>>,
+        outputs: usize,
+        policy: BatchPolicy,
+        capacity: usize,
+        stats: Arc<ModelStats>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            policy,
+            capacity: capacity.max(1),
+            model: model.to_string(),
+            version: version.to_string(),
+        });
+        let workers = runners
+            .into_iter()
+            .enumerate()
+            .map(|(i, runner)| {
+                let worker = Worker {
+                    shared: shared.clone(),
+                    runner,
+                    stats: stats.clone(),
+                    batch_inputs: Vec::new(),
+                    outputs: vec![Tensor::with_capacity(DataType::Fp32, 0); outputs],
+                };
+                std::thread::Builder::new()
+                    .name(format!("infer-{model}-{i}"))
+                    .spawn(move || worker.run())
+                    .expect("the OS starts a worker thread")
+            })
+            .collect();
+        Scheduler {
+            shared,
+            workers: Mutex::new(workers),
+        }
+    }
+
+    /// Queues a job, or refuses it at once when the queue is full or closed.
+    pub fn submit(&self, job: Job) -> Result<(), ServeError> {
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            return Err(ServeError::ShuttingDown);
+        }
+        if queue.jobs.len() >= self.shared.capacity {
+            return Err(ServeError::QueueFull(self.shared.model.clone()));
+        }
+        queue.jobs.push_back(job);
+        self.shared
+            .gauge(m::QUEUE_DEPTH)
+            .set(queue.jobs.len() as f64);
+        drop(queue);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Jobs waiting now.
+    pub fn queue_depth(&self) -> usize {
+        self.shared.lock().jobs.len()
+    }
+
+    /// Stops taking jobs; the workers finish what is queued, then exit.
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// Closes the queue and waits for the workers to finish every queued job.
+    pub fn drain(&self) {
+        self.close();
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// One instance: takes batches off the queue and runs them.
+struct Worker {
+    shared: Arc<Shared>,
+    runner: Box<dyn Runner>,
+    stats: Arc<ModelStats>,
+    /// Reused buffers for inputs combined from several jobs.
+    batch_inputs: Vec<Tensor>,
+    /// Reused output buffers, one per engine output.
+    outputs: Vec<Tensor>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while let Some(jobs) = self.next_jobs() {
+            self.run_batch(jobs);
+        }
+    }
+
+    fn next_jobs(&self) -> Option<Vec<Job>> {
+        let mut queue = self.shared.lock();
+        loop {
+            match next_batch(&mut queue, &self.shared.policy, Instant::now()) {
+                Next::Run(jobs) => {
+                    let more = !queue.jobs.is_empty();
+                    self.shared
+                        .gauge(m::QUEUE_DEPTH)
+                        .set(queue.jobs.len() as f64);
+                    drop(queue);
+                    if more {
+                        self.shared.wake.notify_one();
+                    }
+                    return Some(jobs);
+                }
+                Next::WaitUntil(until) => {
+                    let timeout = until.saturating_duration_since(Instant::now());
+                    queue = self
+                        .shared
+                        .wake
+                        .wait_timeout(queue, timeout)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                Next::Wait => {
+                    queue = self
+                        .shared
+                        .wake
+                        .wait(queue)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+                Next::Exit => return None,
+            }
+        }
+    }
+
+    fn run_batch(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
+        let rows: usize = jobs.iter().map(|j| j.rows).sum();
+        if jobs.len() > 1 {
+            self.combine_inputs(&jobs, rows);
+        }
+        let gathered = Instant::now();
+        let result = if let [job] = jobs.as_slice() {
+            let inputs: Vec<TensorRef<'_>> = job.inputs.iter().map(JobTensor::view).collect();
+            self.runner.run(&inputs, &mut self.outputs)
+        } else {
+            let inputs: Vec<TensorRef<'_>> = self.batch_inputs.iter().map(Tensor::view).collect();
+            self.runner.run(&inputs, &mut self.outputs)
+        };
+        let ran = Instant::now();
+        let compute = ran - started;
+        self.shared
+            .histogram(m::COMPUTE_SECONDS)
+            .record(compute.as_secs_f64());
+        self.shared.histogram(m::BATCH_SIZE).record(rows as f64);
+        self.shared.counter(m::EXECUTIONS).increment(1);
+        let requests = jobs.len() as u64;
+        match result {
+            Ok(()) => self.reply_outputs(jobs, rows, started, compute),
+            Err(e) => {
+                let error = match e {
+                    ferroserve_engine::EngineError::InvalidInput(m) => {
+                        ServeError::InvalidRequest(m)
+                    }
+                    other => ServeError::Engine(other.to_string()),
+                };
+                for job in jobs {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+        self.stats.execution(
+            rows,
+            requests,
+            gathered - started,
+            ran - gathered,
+            ran.elapsed(),
+        );
+    }
+
+    /// Concatenates the jobs' inputs along the batch dimension into `batch_inputs`.
+    fn combine_inputs(&mut self, jobs: &[Job], rows: usize) {
+        let first = &jobs[0];
+        self.batch_inputs.resize_with(first.inputs.len(), || {
+            Tensor::with_capacity(DataType::Fp32, 0)
+        });
+        for (i, tensor) in self.batch_inputs.iter_mut().enumerate() {
+            let spec = &first.inputs[i];
+            let mut shape = spec.shape.clone();
+            shape[0] = rows;
+            tensor.reshape(spec.dtype, &shape);
+            let mut offset = 0;
+            let bytes = tensor.data.as_bytes_mut();
+            for job in jobs {
+                let data = &job.inputs[i].data;
+                bytes[offset..offset + data.len()].copy_from_slice(data);
+                offset += data.len();
+            }
+        }
+    }
+
+    /// Answers every job with its rows of each output.
+    fn reply_outputs(&self, jobs: Vec<Job>, rows: usize, started: Instant, compute: Duration) {
+        let single = jobs.len() == 1;
+        let mut row = 0;
+        for job in jobs {
+            let outputs = self
+                .outputs
+                .iter()
+                .map(|out| {
+                    if single {
+                        Ok(whole(out))
+                    } else {
+                        split_rows(out, row, job.rows, rows)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>();
+            row += job.rows;
+            let result = outputs.map(|outputs| JobResult {
+                outputs,
+                queued: started.saturating_duration_since(job.enqueued),
+                compute,
+            });
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+fn whole(out: &Tensor) -> JobTensor {
+    JobTensor {
+        dtype: out.dtype,
+        shape: out.shape.clone(),
+        data: Bytes::copy_from_slice(out.data.as_bytes()),
+    }
+}
+
+/// Rows `first..first + count` of an output whose first dimension is the batch of
+/// `rows` rows.
+fn split_rows(
+    out: &Tensor,
+    first: usize,
+    count: usize,
+    rows: usize,
+) -> Result<JobTensor, ServeError> {
+    if out.shape.first() != Some(&rows) {
+        return Err(ServeError::Engine(format!(
+            "an output of shape {:?} does not have the batch of {rows} rows first",
+            out.shape
+        )));
+    }
+    let bytes = out.data.as_bytes();
+    let row_bytes = bytes.len() / rows;
+    let mut shape = out.shape.clone();
+    shape[0] = count;
+    Ok(JobTensor {
+        dtype: out.dtype,
+        shape,
+        data: Bytes::copy_from_slice(&bytes[first * row_bytes..(first + count) * row_bytes]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(
+        rows: usize,
+        enqueued: Instant,
+    ) -> (Job, oneshot::Receiver<Result<JobResult, ServeError>>) {
+        let (reply, receiver) = oneshot::channel();
+        let input = JobTensor {
+            dtype: DataType::Fp32,
+            shape: vec![rows, 2],
+            data: Bytes::from(vec![0u8; rows * 8]),
+        };
+        let job = Job {
+            inputs: vec![input],
+            rows,
+            enqueued,
+            deadline: None,
+            reply,
+        };
+        (job, receiver)
+    }
+
+    fn queue(jobs: Vec<Job>) -> Queue {
+        Queue {
+            jobs: jobs.into(),
+            closed: false,
+        }
+    }
+
+    fn dynamic(max_batch: usize, preferred: Vec<usize>, delay_ms: u64) -> BatchPolicy {
+        BatchPolicy {
+            dynamic: true,
+            max_batch,
+            preferred,
+            max_delay: Duration::from_millis(delay_ms),
+        }
+    }
+
+    fn rows_of(next: Next) -> Vec<usize> {
+        match next {
+            Next::Run(jobs) => jobs.iter().map(|j| j.rows).collect(),
+            Next::WaitUntil(_) => vec![],
+            Next::Wait | Next::Exit => panic!("expected a batch or a wait"),
+        }
+    }
+
+    #[test]
+    fn without_dynamic_batching_jobs_run_one_at_a_time() {
+        let now = Instant::now();
+        let (a, _ra) = job(2, now);
+        let (b, _rb) = job(1, now);
+        let mut q = queue(vec![a, b]);
+        let policy = BatchPolicy {
+            dynamic: false,
+            max_batch: 8,
+            preferred: vec![],
+            max_delay: Duration::ZERO,
+        };
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [2]);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [1]);
+        assert!(matches!(next_batch(&mut q, &policy, now), Next::Wait));
+        q.closed = true;
+        assert!(matches!(next_batch(&mut q, &policy, now), Next::Exit));
+    }
+
+    #[test]
+    fn a_partial_batch_waits_for_the_delay_then_runs() {
+        let now = Instant::now();
+        let (a, _ra) = job(1, now);
+        let (b, _rb) = job(2, now);
+        let mut q = queue(vec![a, b]);
+        let policy = dynamic(8, vec![], 5);
+        match next_batch(&mut q, &policy, now) {
+            Next::WaitUntil(t) => assert_eq!(t, now + Duration::from_millis(5)),
+            _ => panic!("a batch of 3 out of 8 should wait"),
+        }
+        assert_eq!(
+            rows_of(next_batch(&mut q, &policy, now + Duration::from_millis(5))),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn a_full_batch_runs_at_once_and_never_exceeds_max_batch() {
+        let now = Instant::now();
+        let jobs: Vec<_> = [3, 3, 2, 4].iter().map(|&r| job(r, now)).collect();
+        let (jobs, _receivers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let mut q = queue(jobs);
+        let policy = dynamic(8, vec![], 1000);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [3, 3, 2]);
+        assert_eq!(q.jobs.len(), 1);
+    }
+
+    #[test]
+    fn a_preferred_size_runs_without_waiting() {
+        let now = Instant::now();
+        let jobs: Vec<_> = [2, 2, 1].iter().map(|&r| job(r, now)).collect();
+        let (jobs, _receivers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let mut q = queue(jobs);
+        let policy = dynamic(8, vec![2, 4], 1000);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [2, 2]);
+    }
+
+    #[test]
+    fn cancelled_jobs_are_dropped_and_expired_ones_time_out() {
+        let now = Instant::now();
+        let (gone, receiver) = job(1, now);
+        drop(receiver);
+        let (mut late, late_reply) = job(1, now);
+        late.deadline = Some(now + Duration::from_millis(1));
+        let (fine, _rf) = job(1, now);
+        let mut q = queue(vec![gone, late, fine]);
+        let policy = dynamic(8, vec![], 0);
+        let later = now + Duration::from_millis(2);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, later)), [1]);
+        assert!(q.jobs.is_empty());
+        let answer = late_reply
+            .blocking_recv()
+            .expect("the expired job is answered");
+        assert!(matches!(answer, Err(ServeError::Timeout(_))));
+    }
+
+    #[test]
+    fn jobs_of_different_shapes_do_not_share_a_run() {
+        let now = Instant::now();
+        let (a, _ra) = job(1, now);
+        let (mut b, _rb) = job(1, now);
+        b.inputs[0].shape = vec![1, 3];
+        let mut q = queue(vec![a, b]);
+        assert_eq!(
+            rows_of(next_batch(&mut q, &dynamic(8, vec![], 0), now)),
+            [1]
+        );
+        assert_eq!(q.jobs.len(), 1);
+    }
+}

@@ -1,0 +1,730 @@
+//! The protocol-neutral server: what both front ends call. It checks requests against
+//! the model, preprocesses encoded images, queues jobs, and shapes responses.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferroserve_core::classification::{is_probability_distribution, softmax_in_place, top_k};
+use ferroserve_core::{DataType, ModelConfig, ModelRepository};
+use tokio::sync::oneshot;
+
+use crate::error::ServeError;
+use crate::infer::{
+    ClassifiedAs, InferInput, InferOutput, InferRequest, InferResponse, InputData, ModelMetadata,
+    OutputData, RepositoryEntry, RequestedOutput, TensorMetadata,
+};
+use crate::metrics as m;
+use crate::models::{LoadOptions, ModelManager, ServedModel};
+use crate::preprocess::PreprocessPool;
+use crate::scheduler::{Job, JobResult, JobTensor};
+use crate::stats::ModelStatistics;
+
+/// When models are loaded and unloaded (Triton's `--model-control-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelControlMode {
+    /// Load every model at start-up; the repository API cannot change them.
+    #[default]
+    None,
+    /// Like `None`, and reload models whose files change on disk.
+    Poll,
+    /// Load only the models named at start-up; clients load and unload through the
+    /// repository API.
+    Explicit,
+}
+
+impl std::str::FromStr for ModelControlMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(ModelControlMode::None),
+            "poll" => Ok(ModelControlMode::Poll),
+            "explicit" => Ok(ModelControlMode::Explicit),
+            other => Err(format!(
+                "unknown model control mode '{other}': expected none, poll or explicit"
+            )),
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub model_repository: PathBuf,
+    pub control_mode: ModelControlMode,
+    /// Models loaded at start-up in explicit mode.
+    pub startup_models: Vec<String>,
+    pub load: LoadOptions,
+    /// Threads decoding and preprocessing images.
+    pub preprocess_threads: usize,
+}
+
+/// The server state shared by the HTTP and gRPC front ends.
+pub struct Server {
+    models: ModelManager,
+    preprocess: PreprocessPool,
+    control_mode: ModelControlMode,
+    ready: AtomicBool,
+}
+
+impl Server {
+    /// Opens the repository and loads the start-up models, each warmed up. A model that
+    /// fails to load is reported and left unavailable; it does not stop the server.
+    /// Blocking.
+    pub fn start(options: ServerOptions) -> Result<Arc<Server>, ServeError> {
+        let repository = ModelRepository::open(&options.model_repository)
+            .map_err(|e| ServeError::InvalidRequest(format!("model repository: {e}")))?;
+        let models = ModelManager::new(repository, options.load.clone());
+        let names: Vec<String> = match options.control_mode {
+            ModelControlMode::Explicit => options.startup_models.clone(),
+            _ => models
+                .repository()
+                .index()
+                .map_err(|e| ServeError::InvalidRequest(format!("model repository: {e}")))?
+                .into_iter()
+                .map(|e| e.name)
+                .collect(),
+        };
+        for name in &names {
+            let _ = models.load(name);
+        }
+        let server = Arc::new(Server {
+            models,
+            preprocess: PreprocessPool::start(
+                options.preprocess_threads,
+                64 * options.preprocess_threads.max(1),
+            ),
+            control_mode: options.control_mode,
+            ready: AtomicBool::new(true),
+        });
+        Ok(server)
+    }
+
+    /// Re-reads the repository (poll mode's periodic step). Blocking.
+    pub fn poll_repository(&self) {
+        self.models.poll();
+    }
+
+    pub fn control_mode(&self) -> ModelControlMode {
+        self.control_mode
+    }
+
+    /// The server process is up.
+    pub fn live(&self) -> bool {
+        true
+    }
+
+    /// Start-up loading is done and the server is not shutting down.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether the model (version) is loaded, warmed up and accepting requests.
+    pub fn model_ready(&self, model: &str, version: Option<u64>) -> bool {
+        self.ready() && self.models.get(model, version).is_ok()
+    }
+
+    fn served(&self, model: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
+        if !self.ready() {
+            return Err(ServeError::ShuttingDown);
+        }
+        self.models.get(model, version)
+    }
+
+    /// The model's inputs and outputs, as the protocol's model metadata reports them.
+    pub fn model_metadata(
+        &self,
+        model: &str,
+        version: Option<u64>,
+    ) -> Result<ModelMetadata, ServeError> {
+        let served = self.served(model, version)?;
+        let config = &served.model.config;
+        let batched = config.max_batch_size() > 0;
+        let full_shape = |dims: &[i64]| {
+            let mut shape = if batched { vec![-1] } else { Vec::new() };
+            shape.extend_from_slice(dims);
+            shape
+        };
+        let versions = match version {
+            Some(v) => vec![v.to_string()],
+            None => self
+                .models
+                .loaded()
+                .iter()
+                .filter(|s| s.model.name == model)
+                .map(|s| s.model.version.to_string())
+                .collect(),
+        };
+        Ok(ModelMetadata {
+            name: served.model.name.clone(),
+            versions,
+            platform: if config.platform.is_empty() {
+                "onnxruntime_onnx".into()
+            } else {
+                config.platform.clone()
+            },
+            inputs: config
+                .input
+                .iter()
+                .map(|i| TensorMetadata {
+                    name: i.name.clone(),
+                    datatype: i.data_type,
+                    shape: full_shape(&i.dims),
+                })
+                .collect(),
+            outputs: config
+                .output
+                .iter()
+                .map(|o| TensorMetadata {
+                    name: o.name.clone(),
+                    datatype: o.data_type,
+                    shape: full_shape(&o.dims),
+                })
+                .collect(),
+        })
+    }
+
+    /// The model's configuration, completed from the model itself.
+    pub fn model_config(
+        &self,
+        model: &str,
+        version: Option<u64>,
+    ) -> Result<ModelConfig, ServeError> {
+        Ok(self.served(model, version)?.model.config.clone())
+    }
+
+    /// Statistics of every loaded version of `model` (of every model when `None`).
+    pub fn statistics(
+        &self,
+        model: Option<&str>,
+        version: Option<u64>,
+    ) -> Result<Vec<ModelStatistics>, ServeError> {
+        if let Some(name) = model {
+            self.models.get(name, version)?;
+        }
+        Ok(self
+            .models
+            .loaded()
+            .iter()
+            .filter(|s| model.is_none_or(|m| s.model.name == m))
+            .filter(|s| version.is_none_or(|v| s.model.version == v))
+            .map(|s| s.stats.snapshot(&s.model.name, s.model.version))
+            .collect())
+    }
+
+    /// The repository index.
+    pub fn repository_index(&self) -> Result<Vec<RepositoryEntry>, ServeError> {
+        self.models.index()
+    }
+
+    /// Loads or reloads a model (explicit mode only).
+    pub async fn load_model(self: &Arc<Self>, model: &str) -> Result<(), ServeError> {
+        self.require_explicit()?;
+        if !self.models.repository().root().join(model).is_dir() {
+            return Err(ServeError::ModelNotFound(model.to_string()));
+        }
+        let server = self.clone();
+        let model = model.to_string();
+        tokio::task::spawn_blocking(move || server.models.load(&model))
+            .await
+            .map_err(|e| ServeError::Engine(e.to_string()))?
+    }
+
+    /// Unloads a model (explicit mode only).
+    pub async fn unload_model(self: &Arc<Self>, model: &str) -> Result<(), ServeError> {
+        self.require_explicit()?;
+        self.models.unload(model)
+    }
+
+    fn require_explicit(&self) -> Result<(), ServeError> {
+        if self.control_mode == ModelControlMode::Explicit {
+            Ok(())
+        } else {
+            Err(ServeError::Unsupported(
+                "models can be loaded and unloaded only with --model-control-mode explicit".into(),
+            ))
+        }
+    }
+
+    /// Stops accepting requests, answers those accepted, and stops the workers. Blocking.
+    pub fn shutdown(&self) {
+        self.ready.store(false, Ordering::Release);
+        self.models.drain();
+    }
+
+    /// Runs one inference request.
+    pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, ServeError> {
+        let started = Instant::now();
+        metrics::gauge!(m::INFLIGHT).increment(1.0);
+        let served = self.served(&request.model, request.version);
+        let result = match &served {
+            Ok(served) => self.infer_on(served, request).await,
+            Err(e) => Err(e.clone()),
+        };
+        metrics::gauge!(m::INFLIGHT).decrement(1.0);
+        if let Ok(served) = &served {
+            let labels = [
+                ("model", served.model.name.clone()),
+                ("version", served.model.version.to_string()),
+            ];
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(e) => e.kind(),
+            };
+            metrics::counter!(
+                m::REQUESTS,
+                &[&labels[..], &[("outcome", outcome.to_string())]].concat()
+            )
+            .increment(1);
+            metrics::histogram!(m::REQUEST_SECONDS, &labels)
+                .record(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn infer_on(
+        &self,
+        served: &Arc<ServedModel>,
+        request: InferRequest,
+    ) -> Result<InferResponse, ServeError> {
+        let started = Instant::now();
+        let outputs = requested_outputs(served, &request.outputs)?;
+        let (inputs, rows) = self.job_inputs(served, &request.inputs).await?;
+        let result = submit(served, inputs, rows, request.timeout, started).await;
+        let labels = [
+            ("model", served.model.name.clone()),
+            ("version", served.model.version.to_string()),
+        ];
+        let (ok, queued) = match &result {
+            Ok(r) => (true, r.queued),
+            Err(_) => (false, Duration::ZERO),
+        };
+        served.stats.request(ok, rows, started.elapsed(), queued);
+        let result = result?;
+        metrics::histogram!(m::QUEUE_SECONDS, &labels).record(result.queued.as_secs_f64());
+        metrics::counter!(m::INFERENCES, &labels).increment(rows as u64);
+        Ok(InferResponse {
+            model: served.model.name.clone(),
+            version: served.model.version,
+            id: request.id,
+            outputs: shape_outputs(served, &outputs, result),
+        })
+    }
+
+    /// Checks the request's inputs against the model and lays them out in engine order,
+    /// preprocessing encoded images. Returns them with the batch size.
+    async fn job_inputs(
+        &self,
+        served: &ServedModel,
+        inputs: &[InferInput],
+    ) -> Result<(Vec<JobTensor>, usize), ServeError> {
+        let model = &served.model;
+        let config = &model.config;
+        let batched = config.max_batch_size() > 0;
+        for (i, input) in inputs.iter().enumerate() {
+            if inputs[..i].iter().any(|other| other.name == input.name) {
+                return Err(invalid(format!("input '{}' is given twice", input.name)));
+            }
+            if !config
+                .input
+                .iter()
+                .any(|declared| declared.name == input.name)
+            {
+                let expected: Vec<&str> = config.input.iter().map(|d| d.name.as_str()).collect();
+                return Err(invalid(format!(
+                    "unknown input '{}' for model '{}' (inputs: {})",
+                    input.name,
+                    model.name,
+                    expected.join(", ")
+                )));
+            }
+        }
+        let mut rows = None;
+        let mut tensors = Vec::with_capacity(model.engine.inputs().len());
+        for (position, spec) in model.engine.inputs().iter().enumerate() {
+            let given = inputs.iter().find(|input| input.name == spec.name);
+            let tensor = match given {
+                Some(input) => {
+                    check_input(config, input)?;
+                    let InputData::Raw(data) = &input.data else {
+                        return Err(invalid(format!(
+                            "input '{}' is {}, not BYTES",
+                            input.name, spec.dtype
+                        )));
+                    };
+                    JobTensor {
+                        dtype: input.dtype,
+                        shape: input.shape.clone(),
+                        data: data.clone(),
+                    }
+                }
+                None => self.encoded_images(served, inputs, position).await?,
+            };
+            if batched {
+                let n = tensor.shape.first().copied().unwrap_or(0);
+                if n == 0 || n > config.max_batch_size() as usize {
+                    return Err(invalid(format!(
+                        "input '{}' has a batch of {n}; model '{}' takes 1 to {}",
+                        spec.name,
+                        model.name,
+                        config.max_batch_size()
+                    )));
+                }
+                if rows.is_some_and(|r| r != n) {
+                    return Err(invalid(
+                        "all inputs must have the same batch size".to_string(),
+                    ));
+                }
+                rows = Some(n);
+            }
+            tensors.push(tensor);
+        }
+        Ok((tensors, rows.unwrap_or(1)))
+    }
+
+    /// The image input built from the request's encoded images, when `position` is the
+    /// image input and the request carries the model's `BYTES` image input instead.
+    async fn encoded_images(
+        &self,
+        served: &ServedModel,
+        inputs: &[InferInput],
+        position: usize,
+    ) -> Result<JobTensor, ServeError> {
+        let model = &served.model;
+        let spec = &model.engine.inputs()[position];
+        let encoded_name = model.encoded_image_input.as_deref();
+        let encoded = inputs
+            .iter()
+            .find(|input| Some(input.name.as_str()) == encoded_name);
+        let (Some(encoded), Some(settings), true) = (
+            encoded,
+            &served.preprocessing,
+            model.image_input() == Some(position),
+        ) else {
+            let alternative = encoded_name
+                .map(|n| format!(" (or '{n}' with encoded images)"))
+                .unwrap_or_default();
+            return Err(invalid(format!(
+                "missing input '{}'{alternative}",
+                spec.name
+            )));
+        };
+        let InputData::Strings(images) = &encoded.data else {
+            return Err(invalid(format!(
+                "input '{}' must be BYTES (encoded images)",
+                encoded.name
+            )));
+        };
+        let batched = model.max_batch_size() > 0;
+        let shape_ok = match encoded.shape.as_slice() {
+            [n] => *n == images.len(),
+            [n, 1] => batched && *n == images.len(),
+            _ => false,
+        };
+        if !shape_ok || images.is_empty() || (!batched && images.len() != 1) {
+            return Err(invalid(format!(
+                "input '{}' must hold one encoded image per batch row, shape [n] or [n, 1]; got shape {:?} with {} images",
+                encoded.name,
+                encoded.shape,
+                images.len()
+            )));
+        }
+        let started = Instant::now();
+        let data = self.preprocess.preprocess(settings, images).await?;
+        metrics::histogram!(m::PREPROCESS_SECONDS, "model" => model.name.clone(), "version" => model.version.to_string())
+            .record(started.elapsed().as_secs_f64());
+        let mut shape = Vec::with_capacity(4);
+        if batched {
+            shape.push(images.len());
+        }
+        shape.extend(settings.image_shape());
+        Ok(JobTensor {
+            dtype: spec.dtype,
+            shape,
+            data: Bytes::from(data.as_bytes().to_vec()),
+        })
+    }
+
+    /// Classifies one encoded image with the model's first output: the `top_k` classes
+    /// with probabilities (softmax applied unless the scores already are probabilities).
+    pub async fn classify_image(
+        &self,
+        model: &str,
+        version: Option<u64>,
+        image: Bytes,
+        top_k_classes: usize,
+    ) -> Result<Vec<ClassifiedAs>, ServeError> {
+        let served = self.served(model, version)?;
+        let Some(settings) = served.preprocessing.clone() else {
+            return Err(ServeError::Unsupported(format!(
+                "model '{model}' declares no image preprocessing (parameters preprocess.*)"
+            )));
+        };
+        let Some(position) = served.model.image_input() else {
+            return Err(ServeError::Unsupported(format!(
+                "model '{model}' has no image input"
+            )));
+        };
+        if served.model.engine.inputs().len() != 1 {
+            return Err(ServeError::Unsupported(format!(
+                "model '{model}' takes more than the image"
+            )));
+        }
+        let spec = &served.model.engine.inputs()[position];
+        let batched = served.model.max_batch_size() > 0;
+        let started = Instant::now();
+        let data = self
+            .preprocess
+            .preprocess(&settings, std::slice::from_ref(&image))
+            .await?;
+        let mut shape = Vec::with_capacity(4);
+        if batched {
+            shape.push(1);
+        }
+        shape.extend(settings.image_shape());
+        let tensor = JobTensor {
+            dtype: spec.dtype,
+            shape,
+            data: Bytes::from(data.as_bytes().to_vec()),
+        };
+        let result = submit(&served, vec![tensor], 1, None, started).await;
+        served.stats.request(
+            result.is_ok(),
+            1,
+            started.elapsed(),
+            result.as_ref().map_or(Duration::ZERO, |r| r.queued),
+        );
+        let result = result?;
+        let output = &result.outputs[0];
+        if output.dtype != DataType::Fp32 {
+            return Err(ServeError::Unsupported(format!(
+                "model '{model}' does not output FP32 scores"
+            )));
+        }
+        let mut scores: Vec<f32> = output
+            .data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if served
+            .model
+            .softmax
+            .unwrap_or_else(|| !is_probability_distribution(&scores))
+        {
+            softmax_in_place(&mut scores);
+        }
+        let labels = served.model.labels.first().and_then(Option::as_ref);
+        Ok(top_k(&scores, top_k_classes)
+            .into_iter()
+            .map(|c| ClassifiedAs {
+                label: labels.and_then(|l| l.get(c.index)).map(str::to_string),
+                index: c.index,
+                probability: c.score,
+            })
+            .collect())
+    }
+}
+
+fn invalid(message: String) -> ServeError {
+    ServeError::InvalidRequest(message)
+}
+
+/// Checks one tensor input's datatype, shape and byte size against its declaration.
+fn check_input(config: &ModelConfig, input: &InferInput) -> Result<(), ServeError> {
+    let declared = config
+        .input
+        .iter()
+        .find(|d| d.name == input.name)
+        .expect("checked by the caller");
+    if input.dtype != declared.data_type {
+        return Err(invalid(format!(
+            "input '{}' must be {}, got {}",
+            input.name, declared.data_type, input.dtype
+        )));
+    }
+    let batched = config.max_batch_size() > 0;
+    let dims = if batched {
+        input.shape.get(1..).unwrap_or(&[])
+    } else {
+        &input.shape[..]
+    };
+    let fits = (!batched || !input.shape.is_empty())
+        && dims.len() == declared.dims.len()
+        && dims
+            .iter()
+            .zip(&declared.dims)
+            .all(|(&got, &want)| want < 0 || got as i64 == want);
+    if !fits {
+        let mut expected = if batched { vec![-1] } else { Vec::new() };
+        expected.extend_from_slice(&declared.dims);
+        return Err(invalid(format!(
+            "input '{}' must have shape {expected:?}, got {:?}",
+            input.name, input.shape
+        )));
+    }
+    if let (InputData::Raw(data), Some(size)) = (&input.data, input.dtype.size()) {
+        let expected = size * input.shape.iter().product::<usize>();
+        if data.len() != expected {
+            return Err(invalid(format!(
+                "input '{}' of shape {:?} and type {} needs {expected} bytes, got {}",
+                input.name,
+                input.shape,
+                input.dtype,
+                data.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The outputs to return as (engine output position, classification), checked.
+fn requested_outputs(
+    served: &ServedModel,
+    requested: &[RequestedOutput],
+) -> Result<Vec<(usize, Option<usize>)>, ServeError> {
+    let config = &served.model.config;
+    let engine_outputs = served.model.engine.outputs();
+    let position = |name: &str| engine_outputs.iter().position(|o| o.name == name);
+    if requested.is_empty() {
+        return Ok(config
+            .output
+            .iter()
+            .filter_map(|o| position(&o.name))
+            .map(|p| (p, None))
+            .collect());
+    }
+    requested
+        .iter()
+        .map(|r| {
+            let served_output = config.output.iter().any(|o| o.name == r.name);
+            match position(&r.name) {
+                Some(p) if served_output => {
+                    if r.classification == Some(0) {
+                        return Err(invalid(format!(
+                            "output '{}': classification must ask for at least 1 class",
+                            r.name
+                        )));
+                    }
+                    Ok((p, r.classification))
+                }
+                _ => Err(invalid(format!(
+                    "unknown output '{}' for model '{}'",
+                    r.name, served.model.name
+                ))),
+            }
+        })
+        .collect()
+}
+
+async fn submit(
+    served: &ServedModel,
+    inputs: Vec<JobTensor>,
+    rows: usize,
+    timeout: Option<Duration>,
+    started: Instant,
+) -> Result<JobResult, ServeError> {
+    let (reply, result) = oneshot::channel();
+    let job = Job {
+        inputs,
+        rows,
+        enqueued: Instant::now(),
+        deadline: timeout.map(|t| started + t),
+        reply,
+    };
+    served.scheduler.submit(job)?;
+    result
+        .await
+        .map_err(|_| ServeError::Engine("the model worker stopped".into()))?
+}
+
+/// The response tensors: raw outputs, or classification strings.
+fn shape_outputs(
+    served: &ServedModel,
+    outputs: &[(usize, Option<usize>)],
+    mut result: JobResult,
+) -> Vec<InferOutput> {
+    let specs = served.model.engine.outputs();
+    outputs
+        .iter()
+        .map(|&(position, classification)| {
+            let tensor = &mut result.outputs[position];
+            let name = specs[position].name.clone();
+            match classification {
+                None => InferOutput {
+                    name,
+                    dtype: tensor.dtype,
+                    shape: tensor.shape.clone(),
+                    data: OutputData::Raw(tensor.data.clone()),
+                },
+                Some(k) => classify_output(served, position, name, tensor, k),
+            }
+        })
+        .collect()
+}
+
+/// Triton's classification extension: per batch row, the top `k` entries as
+/// `"<value>:<index>[:<label>]"`.
+fn classify_output(
+    served: &ServedModel,
+    position: usize,
+    name: String,
+    tensor: &JobTensor,
+    k: usize,
+) -> InferOutput {
+    let values: Vec<f32> = to_f32(tensor);
+    let batched = served.model.max_batch_size() > 0;
+    let rows = if batched {
+        tensor.shape.first().copied().unwrap_or(1).max(1)
+    } else {
+        1
+    };
+    let per_row = values.len() / rows;
+    let k = k.min(per_row);
+    let labels = served.model.labels.get(position).and_then(Option::as_ref);
+    let mut strings = Vec::with_capacity(rows * k);
+    for row in values.chunks(per_row.max(1)) {
+        for class in top_k(row, k) {
+            strings.push(match labels.and_then(|l| l.get(class.index)) {
+                Some(label) => format!("{}:{}:{label}", class.score, class.index),
+                None => format!("{}:{}", class.score, class.index),
+            });
+        }
+    }
+    let shape = if batched { vec![rows, k] } else { vec![k] };
+    InferOutput {
+        name,
+        dtype: DataType::Bytes,
+        shape,
+        data: OutputData::Strings(strings),
+    }
+}
+
+/// The output's values as `f32`, whatever numeric type it has.
+fn to_f32(tensor: &JobTensor) -> Vec<f32> {
+    macro_rules! convert {
+        ($t:ty) => {
+            tensor
+                .data
+                .chunks_exact(std::mem::size_of::<$t>())
+                .map(|b| {
+                    <$t>::from_le_bytes(b.try_into().expect("chunk has the element size")) as f32
+                })
+                .collect()
+        };
+    }
+    match tensor.dtype {
+        DataType::Fp32 => convert!(f32),
+        DataType::Fp64 => convert!(f64),
+        DataType::Int8 => convert!(i8),
+        DataType::Int16 => convert!(i16),
+        DataType::Int32 => convert!(i32),
+        DataType::Int64 => convert!(i64),
+        DataType::Uint8 | DataType::Bool => convert!(u8),
+        DataType::Uint16 => convert!(u16),
+        DataType::Uint32 => convert!(u32),
+        DataType::Uint64 => convert!(u64),
+        DataType::Fp16 | DataType::Bytes => Vec::new(),
+    }
+}

@@ -1,0 +1,937 @@
+//! The gRPC front end over a real socket: a real server on the bundled efficientnet-lite0,
+//! served by tonic on `127.0.0.1:0` and called with the generated client, as tritonclient
+//! and perf_analyzer call Triton. Numbers are checked against the reference top-5 of
+//! ../shared/images/expected.json (computed independently with onnxruntime in Python).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use ferroserve_server::grpc::proto::infer_parameter::ParameterChoice;
+use ferroserve_server::grpc::proto::model_infer_request::{
+    InferInputTensor, InferRequestedOutputTensor,
+};
+use ferroserve_server::grpc::proto::model_version_policy::PolicyChoice;
+use ferroserve_server::grpc::proto::*;
+use ferroserve_server::models::LoadOptions;
+use ferroserve_server::{grpc, ModelControlMode, Server, ServerOptions};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+use tonic::Code;
+
+const MODEL: &str = "efficientnet-lite0";
+const IMAGES: [&str; 4] = ["cat.jpg", "coffee.jpg", "astronaut.png", "motorcycle.jpg"];
+
+type Client = GrpcInferenceServiceClient<Channel>;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn images() -> PathBuf {
+    repo_root().join("../shared/images")
+}
+
+fn options(repository: PathBuf, control_mode: ModelControlMode) -> ServerOptions {
+    ServerOptions {
+        model_repository: repository,
+        control_mode,
+        startup_models: Vec::new(),
+        load: LoadOptions {
+            engine: None,
+            engine_options: Default::default(),
+            intra_op_threads: Some(1),
+            max_queue_size: 64,
+        },
+        preprocess_threads: 2,
+    }
+}
+
+/// Serves `server` over gRPC on a fresh local port, on the current runtime.
+async fn serve(server: Arc<Server>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(grpc::service(server))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    address
+}
+
+/// The server most tests share: the bundled repository with every model loaded, on
+/// its own runtime so that it outlives each test's runtime.
+fn shared_server() -> SocketAddr {
+    static ADDRESS: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDRESS.get_or_init(|| {
+        let (found, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let repository = repo_root().join("models");
+                let server = tokio::task::spawn_blocking(move || {
+                    Server::start(options(repository, ModelControlMode::None))
+                })
+                .await
+                .unwrap()
+                .expect("server starts");
+                found.send(serve(server).await).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        address.recv().expect("the shared server started")
+    })
+}
+
+async fn connect(address: SocketAddr) -> Client {
+    GrpcInferenceServiceClient::connect(format!("http://{address}"))
+        .await
+        .unwrap()
+        .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(grpc::MAX_MESSAGE_BYTES)
+}
+
+async fn client() -> Client {
+    connect(shared_server()).await
+}
+
+/// The preprocessed reference input of one image: 3x224x224 little-endian FP32.
+fn reference_input(image: &str) -> Vec<u8> {
+    let stem = image.rsplit_once('.').unwrap().0;
+    std::fs::read(images().join(format!("{stem}.input.f32"))).unwrap()
+}
+
+/// The reference top-5 of one image: (class index, label, probability).
+fn expected_top5(image: &str) -> Vec<(usize, String, f32)> {
+    let text = std::fs::read_to_string(images().join("expected.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json[image]["top5"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap() as usize,
+                e["label"].as_str().unwrap().to_string(),
+                e["prob"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect()
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// One row of logits against the reference: the same best class, and each reference
+/// class with its probability within 0.01.
+fn assert_matches_reference(image: &str, logits: &[f32]) {
+    assert_eq!(logits.len(), 1000, "{image}: one logit per class");
+    let probabilities = softmax(logits);
+    let best = (0..probabilities.len())
+        .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+        .unwrap();
+    let expected = expected_top5(image);
+    assert_eq!(best, expected[0].0, "{image}: best class");
+    for (index, label, probability) in expected {
+        let got = probabilities[index];
+        assert!(
+            (got - probability).abs() < 0.01,
+            "{image}: class {index} ({label}) has probability {got}, expected {probability}"
+        );
+    }
+}
+
+fn image_input(shape: &[i64]) -> InferInputTensor {
+    InferInputTensor {
+        name: "input".into(),
+        datatype: "FP32".into(),
+        shape: shape.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A request for `images` as one batch, its data in `raw_input_contents`.
+fn raw_request(images: &[&str]) -> ModelInferRequest {
+    let data: Vec<u8> = images.iter().flat_map(|i| reference_input(i)).collect();
+    ModelInferRequest {
+        model_name: MODEL.into(),
+        inputs: vec![image_input(&[images.len() as i64, 3, 224, 224])],
+        raw_input_contents: vec![data.into()],
+        ..Default::default()
+    }
+}
+
+fn int64_parameter(value: i64) -> InferParameter {
+    InferParameter {
+        parameter_choice: Some(ParameterChoice::Int64Param(value)),
+    }
+}
+
+/// `BYTES` elements of a raw tensor: each a 4-byte little-endian length, then the bytes.
+fn strings(raw: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let length = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        out.push(String::from_utf8(rest[4..4 + length].to_vec()).unwrap());
+        rest = &rest[4 + length..];
+    }
+    out
+}
+
+/// Sends `request` and returns the error's code and message; it must fail.
+async fn refused(client: &mut Client, request: ModelInferRequest) -> (Code, String) {
+    let status = client
+        .model_infer(request)
+        .await
+        .expect_err("the request must be refused");
+    (status.code(), status.message().to_string())
+}
+
+#[tokio::test]
+async fn server_is_live_and_ready() {
+    let mut client = client().await;
+    let live = client.server_live(ServerLiveRequest {}).await.unwrap();
+    assert!(live.into_inner().live);
+    let ready = client.server_ready(ServerReadyRequest {}).await.unwrap();
+    assert!(ready.into_inner().ready);
+
+    let ready = |name: &str, version: &str| ModelReadyRequest {
+        name: name.into(),
+        version: version.into(),
+    };
+    let model = client.model_ready(ready(MODEL, "")).await.unwrap();
+    assert!(model.into_inner().ready);
+    let model = client.model_ready(ready(MODEL, "1")).await.unwrap();
+    assert!(model.into_inner().ready);
+    let missing = client.model_ready(ready(MODEL, "7")).await.unwrap();
+    assert!(!missing.into_inner().ready);
+    let unknown = client
+        .model_ready(ready("no-such-model", ""))
+        .await
+        .unwrap();
+    assert!(!unknown.into_inner().ready);
+    let bad = client
+        .model_ready(ready(MODEL, "latest"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn server_metadata_names_ferroserve_and_its_extensions() {
+    let mut client = client().await;
+    let metadata = client
+        .server_metadata(ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata.name, "ferroserve");
+    assert!(!metadata.version.is_empty());
+    for extension in ["classification", "model_repository", "statistics"] {
+        assert!(
+            metadata.extensions.iter().any(|e| e == extension),
+            "extension {extension} in {:?}",
+            metadata.extensions
+        );
+    }
+}
+
+#[tokio::test]
+async fn model_metadata_gives_inputs_and_outputs_with_the_batch_dimension() {
+    let mut client = client().await;
+    let metadata = client
+        .model_metadata(ModelMetadataRequest {
+            name: MODEL.into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata.name, MODEL);
+    assert_eq!(metadata.versions, ["1"]);
+    assert_eq!(metadata.platform, "onnxruntime_onnx");
+    assert_eq!(metadata.inputs.len(), 1);
+    assert_eq!(metadata.inputs[0].name, "input");
+    assert_eq!(metadata.inputs[0].datatype, "FP32");
+    assert_eq!(metadata.inputs[0].shape, [-1, 3, 224, 224]);
+    assert_eq!(metadata.outputs.len(), 1);
+    assert_eq!(metadata.outputs[0].name, "logits");
+    assert_eq!(metadata.outputs[0].datatype, "FP32");
+    assert_eq!(metadata.outputs[0].shape, [-1, 1000]);
+
+    let unknown = client
+        .model_metadata(ModelMetadataRequest {
+            name: "no-such-model".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn model_config_reports_the_configuration() {
+    let mut client = client().await;
+    let config = client
+        .model_config(ModelConfigRequest {
+            name: MODEL.into(),
+            version: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(config.name, MODEL);
+    assert_eq!(config.platform, "onnxruntime_onnx");
+    assert_eq!(config.max_batch_size, 8);
+
+    assert_eq!(config.input.len(), 1);
+    let input = &config.input[0];
+    assert_eq!(input.name, "input");
+    assert_eq!(input.data_type(), DataType::TypeFp32);
+    assert_eq!(input.format(), model_input::Format::Nchw);
+    assert_eq!(input.dims, [3, 224, 224]);
+
+    assert_eq!(config.output.len(), 1);
+    let output = &config.output[0];
+    assert_eq!(output.name, "logits");
+    assert_eq!(output.data_type(), DataType::TypeFp32);
+    assert_eq!(output.dims, [1000]);
+    assert_eq!(output.label_filename, "labels.txt");
+
+    assert_eq!(config.instance_group.len(), 1);
+    assert_eq!(config.instance_group[0].count, 2);
+    assert_eq!(
+        config.instance_group[0].kind(),
+        model_instance_group::Kind::Cpu
+    );
+    let policy = config.version_policy.unwrap().policy_choice.unwrap();
+    assert!(matches!(policy, PolicyChoice::Latest(l) if l.num_versions == 1));
+    let parameter = |key: &str| config.parameters[key].string_value.clone();
+    assert_eq!(parameter("preprocess.crop"), "224");
+    assert_eq!(parameter("preprocess.resize_short_side"), "256");
+    assert_eq!(parameter("preprocess.color_order"), "RGB");
+    assert!(config.response_cache.is_none());
+
+    let unknown = client
+        .model_config(ModelConfigRequest {
+            name: "no-such-model".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn raw_inputs_give_the_reference_top5() {
+    let mut client = client().await;
+    for image in IMAGES {
+        let mut request = raw_request(&[image]);
+        request.id = format!("raw-{image}");
+        let response = client.model_infer(request).await.unwrap().into_inner();
+        assert_eq!(response.model_name, MODEL);
+        assert_eq!(response.model_version, "1");
+        assert_eq!(response.id, format!("raw-{image}"));
+        assert_eq!(response.outputs.len(), 1);
+        assert_eq!(response.outputs[0].name, "logits");
+        assert_eq!(response.outputs[0].datatype, "FP32");
+        assert_eq!(response.outputs[0].shape, [1, 1000]);
+        assert_eq!(response.raw_output_contents.len(), 1);
+        assert_matches_reference(image, &f32s(&response.raw_output_contents[0]));
+    }
+}
+
+#[tokio::test]
+async fn typed_fp32_contents_give_the_reference_top5() {
+    let mut client = client().await;
+    let image = "coffee.jpg";
+    let mut input = image_input(&[1, 3, 224, 224]);
+    input.contents = Some(InferTensorContents {
+        fp32_contents: f32s(&reference_input(image)),
+        ..Default::default()
+    });
+    let request = ModelInferRequest {
+        model_name: MODEL.into(),
+        model_version: "1".into(),
+        inputs: vec![input],
+        ..Default::default()
+    };
+    let response = client.model_infer(request).await.unwrap().into_inner();
+    assert_eq!(response.outputs[0].shape, [1, 1000]);
+    assert_matches_reference(image, &f32s(&response.raw_output_contents[0]));
+}
+
+#[tokio::test]
+async fn a_batch_of_two_gives_one_row_per_image() {
+    let mut client = client().await;
+    let batch = ["cat.jpg", "motorcycle.jpg"];
+    let response = client
+        .model_infer(raw_request(&batch))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.outputs[0].shape, [2, 1000]);
+    let logits = f32s(&response.raw_output_contents[0]);
+    for (row, image) in logits.chunks(1000).zip(batch) {
+        assert_matches_reference(image, row);
+    }
+}
+
+#[tokio::test]
+async fn classification_returns_score_index_label_strings() {
+    let mut client = client().await;
+    let batch = ["cat.jpg", "coffee.jpg"];
+    let mut request = raw_request(&batch);
+    request.outputs = vec![InferRequestedOutputTensor {
+        name: "logits".into(),
+        parameters: HashMap::from([("classification".into(), int64_parameter(3))]),
+    }];
+    let response = client.model_infer(request).await.unwrap().into_inner();
+    assert_eq!(response.outputs[0].name, "logits");
+    assert_eq!(response.outputs[0].datatype, "BYTES");
+    assert_eq!(response.outputs[0].shape, [2, 3]);
+    let classes = strings(&response.raw_output_contents[0]);
+    assert_eq!(classes.len(), 6);
+    for (row, image) in classes.chunks(3).zip(batch) {
+        let expected = expected_top5(image);
+        let (first, second, third) = (&expected[0], &expected[1], &expected[2]);
+        for (class, (index, label, _)) in row.iter().zip([first, second, third]) {
+            let mut parts = class.splitn(3, ':');
+            let score: f32 = parts.next().unwrap().parse().unwrap();
+            assert!(score.is_finite(), "{image}: score of '{class}'");
+            assert_eq!(
+                parts.next().unwrap(),
+                index.to_string(),
+                "{image}: '{class}'"
+            );
+            assert_eq!(parts.next().unwrap(), label, "{image}: '{class}'");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_timeout_parameter_is_accepted() {
+    let mut client = client().await;
+    let mut request = raw_request(&["cat.jpg"]);
+    request.parameters = HashMap::from([("timeout".into(), int64_parameter(30_000_000))]);
+    let response = client.model_infer(request).await.unwrap().into_inner();
+    assert_matches_reference("cat.jpg", &f32s(&response.raw_output_contents[0]));
+
+    let mut request = raw_request(&["cat.jpg"]);
+    request.parameters = HashMap::from([("timeout".into(), int64_parameter(i64::MAX))]);
+    client.model_infer(request).await.unwrap();
+
+    let mut request = raw_request(&["cat.jpg"]);
+    request.parameters = HashMap::from([("timeout".into(), int64_parameter(-1))]);
+    assert_eq!(refused(&mut client, request).await.0, Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn statistics_count_requests() {
+    let mut client = client().await;
+    let request = || ModelStatisticsRequest {
+        name: MODEL.into(),
+        version: String::new(),
+    };
+    let before = client
+        .model_statistics(request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.model_stats.len(), 1);
+    let before = &before.model_stats[0];
+    assert_eq!(before.name, MODEL);
+    assert_eq!(before.version, "1");
+
+    client
+        .model_infer(raw_request(&["cat.jpg", "coffee.jpg"]))
+        .await
+        .unwrap();
+
+    let after = client
+        .model_statistics(request())
+        .await
+        .unwrap()
+        .into_inner();
+    let after = &after.model_stats[0];
+    let success = |s: &ModelStatistics| s.inference_stats.unwrap().success.unwrap();
+    // Requests are counted before they are answered. Executions (`execution_count`,
+    // `batch_stats`) are counted by the model's worker after it has answered, so they
+    // may not include this request yet.
+    assert!(after.inference_count >= before.inference_count + 2);
+    assert!(success(after).count > success(before).count);
+    assert!(success(after).ns > success(before).ns);
+    assert!(after.last_inference > 0);
+    assert!(after.execution_count >= before.execution_count);
+
+    let all = client
+        .model_statistics(ModelStatisticsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(all.model_stats.iter().any(|s| s.name == MODEL));
+    let unknown = client
+        .model_statistics(ModelStatisticsRequest {
+            name: "no-such-model".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn stream_infer_answers_every_request_errors_included() {
+    let mut client = client().await;
+    let mut requests = Vec::new();
+    for image in ["cat.jpg", "coffee.jpg"] {
+        let mut request = raw_request(&[image]);
+        request.id = image.into();
+        requests.push(request);
+    }
+    requests.push(ModelInferRequest {
+        model_name: "no-such-model".into(),
+        id: "unknown".into(),
+        ..Default::default()
+    });
+    let mut responses = client
+        .model_stream_infer(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answers = HashMap::new();
+    while let Some(response) = responses.message().await.unwrap() {
+        let infer = response.infer_response.unwrap();
+        answers.insert(infer.id.clone(), (response.error_message, infer));
+    }
+    assert_eq!(answers.len(), 3);
+    for image in ["cat.jpg", "coffee.jpg"] {
+        let (error, response) = &answers[image];
+        assert_eq!(error, "");
+        assert_matches_reference(image, &f32s(&response.raw_output_contents[0]));
+    }
+    let (error, response) = &answers["unknown"];
+    assert!(error.contains("no-such-model"), "{error}");
+    assert_eq!(response.model_name, "no-such-model");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_good_ones_still_served() {
+    let mut client = client().await;
+    let not_found = ModelInferRequest {
+        model_name: "no-such-model".into(),
+        ..raw_request(&["cat.jpg"])
+    };
+    assert_eq!(refused(&mut client, not_found).await.0, Code::NotFound);
+
+    let mut missing_version = raw_request(&["cat.jpg"]);
+    missing_version.model_version = "7".into();
+    assert_eq!(
+        refused(&mut client, missing_version).await.0,
+        Code::NotFound
+    );
+
+    let mut unknown_input = raw_request(&["cat.jpg"]);
+    unknown_input.inputs[0].name = "pixels".into();
+    let (code, message) = refused(&mut client, unknown_input).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("pixels"), "{message}");
+
+    let mut wrong_datatype = raw_request(&["cat.jpg"]);
+    wrong_datatype.inputs[0].datatype = "INT32".into();
+    let (code, message) = refused(&mut client, wrong_datatype).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("FP32"), "{message}");
+
+    let mut unknown_datatype = raw_request(&["cat.jpg"]);
+    unknown_datatype.inputs[0].datatype = "FLOAT".into();
+    assert_eq!(
+        refused(&mut client, unknown_datatype).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut wrong_shape = raw_request(&["cat.jpg"]);
+    wrong_shape.inputs[0].shape = vec![1, 224, 224, 3];
+    let (code, message) = refused(&mut client, wrong_shape).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("shape"), "{message}");
+
+    let mut negative_dimension = raw_request(&["cat.jpg"]);
+    negative_dimension.inputs[0].shape = vec![-1, 3, 224, 224];
+    assert_eq!(
+        refused(&mut client, negative_dimension).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut overflowing_shape = raw_request(&["cat.jpg"]);
+    overflowing_shape.inputs[0].shape = vec![i64::MAX, i64::MAX, 224, 224];
+    assert_eq!(
+        refused(&mut client, overflowing_shape).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut too_large_batch = raw_request(&["cat.jpg"]);
+    too_large_batch.inputs[0].shape = vec![1 << 40, 3, 224, 224];
+    assert_eq!(
+        refused(&mut client, too_large_batch).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut short_raw = raw_request(&["cat.jpg"]);
+    short_raw.raw_input_contents[0].truncate(1000);
+    let (code, message) = refused(&mut client, short_raw).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("bytes"), "{message}");
+
+    let mut extra_raw = raw_request(&["cat.jpg"]);
+    extra_raw.raw_input_contents.push(vec![0u8; 4].into());
+    assert_eq!(
+        refused(&mut client, extra_raw).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut mixed = raw_request(&["cat.jpg"]);
+    mixed.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: vec![0.0; 3 * 224 * 224],
+        ..Default::default()
+    });
+    let (code, message) = refused(&mut client, mixed).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("raw_input_contents"), "{message}");
+
+    let no_data = ModelInferRequest {
+        model_name: MODEL.into(),
+        inputs: vec![image_input(&[1, 3, 224, 224])],
+        ..Default::default()
+    };
+    assert_eq!(refused(&mut client, no_data).await.0, Code::InvalidArgument);
+
+    let typed = |datatype: &str, contents: InferTensorContents| ModelInferRequest {
+        model_name: MODEL.into(),
+        inputs: vec![InferInputTensor {
+            datatype: datatype.into(),
+            contents: Some(contents),
+            ..image_input(&[1, 2])
+        }],
+        ..Default::default()
+    };
+    let out_of_range = typed(
+        "UINT8",
+        InferTensorContents {
+            uint_contents: vec![7, 300],
+            ..Default::default()
+        },
+    );
+    let (code, message) = refused(&mut client, out_of_range).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        message.contains("300") && message.contains("UINT8"),
+        "{message}"
+    );
+
+    let wrong_field = typed(
+        "INT32",
+        InferTensorContents {
+            fp32_contents: vec![1.0, 2.0],
+            ..Default::default()
+        },
+    );
+    let (code, message) = refused(&mut client, wrong_field).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("int_contents"), "{message}");
+
+    let mut too_few_values = raw_request(&["cat.jpg"]);
+    too_few_values.raw_input_contents.clear();
+    too_few_values.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: vec![0.5; 10],
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&mut client, too_few_values).await.0,
+        Code::InvalidArgument
+    );
+
+    let fp16 = typed("FP16", InferTensorContents::default());
+    assert_eq!(refused(&mut client, fp16).await.0, Code::InvalidArgument);
+
+    let truncated_bytes = ModelInferRequest {
+        model_name: MODEL.into(),
+        inputs: vec![InferInputTensor {
+            datatype: "BYTES".into(),
+            ..image_input(&[1])
+        }],
+        raw_input_contents: vec![vec![200, 0, 0, 0, 1, 2].into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        refused(&mut client, truncated_bytes).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut unknown_output = raw_request(&["cat.jpg"]);
+    unknown_output.outputs = vec![InferRequestedOutputTensor {
+        name: "probabilities".into(),
+        parameters: HashMap::new(),
+    }];
+    assert_eq!(
+        refused(&mut client, unknown_output).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut negative_classification = raw_request(&["cat.jpg"]);
+    negative_classification.outputs = vec![InferRequestedOutputTensor {
+        name: "logits".into(),
+        parameters: HashMap::from([("classification".into(), int64_parameter(-3))]),
+    }];
+    assert_eq!(
+        refused(&mut client, negative_classification).await.0,
+        Code::InvalidArgument
+    );
+
+    let mut bad_version = raw_request(&["cat.jpg"]);
+    bad_version.model_version = "one".into();
+    assert_eq!(
+        refused(&mut client, bad_version).await.0,
+        Code::InvalidArgument
+    );
+
+    let response = client
+        .model_infer(raw_request(&["motorcycle.jpg"]))
+        .await
+        .expect("a good request after the bad ones")
+        .into_inner();
+    assert_matches_reference("motorcycle.jpg", &f32s(&response.raw_output_contents[0]));
+}
+
+#[tokio::test]
+async fn repository_changes_need_explicit_mode() {
+    let mut client = client().await;
+    let index = client
+        .repository_index(RepositoryIndexRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let entry = index.models.iter().find(|m| m.name == MODEL).unwrap();
+    assert_eq!(
+        (entry.version.as_str(), entry.state.as_str()),
+        ("1", "READY")
+    );
+    let load = client
+        .repository_model_load(RepositoryModelLoadRequest {
+            model_name: MODEL.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(load.code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn shared_memory_has_no_regions() {
+    let mut client = client().await;
+    let status = client
+        .system_shared_memory_status(SystemSharedMemoryStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.regions.is_empty());
+    let status = client
+        .cuda_shared_memory_status(CudaSharedMemoryStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.regions.is_empty());
+    client
+        .system_shared_memory_unregister(SystemSharedMemoryUnregisterRequest::default())
+        .await
+        .unwrap();
+    let register = client
+        .system_shared_memory_register(SystemSharedMemoryRegisterRequest {
+            name: "input".into(),
+            key: "/input".into(),
+            offset: 0,
+            byte_size: 602_112,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(register.code(), Code::Unimplemented);
+    let trace = client
+        .trace_setting(TraceSettingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(trace.code(), Code::Unimplemented);
+}
+
+async fn model_ready(client: &mut Client) -> bool {
+    let request = ModelReadyRequest {
+        name: MODEL.into(),
+        version: String::new(),
+    };
+    client
+        .model_ready(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .ready
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_load_and_unload_in_explicit_mode() {
+    let repository = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("grpc-repository-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&repository);
+    copy_dir(
+        &repo_root().join("models").join(MODEL),
+        &repository.join(MODEL),
+    );
+
+    let options = options(repository.clone(), ModelControlMode::Explicit);
+    let server = tokio::task::spawn_blocking(move || Server::start(options))
+        .await
+        .unwrap()
+        .expect("server starts");
+    let mut client = connect(serve(server).await).await;
+    let index = |ready_only: bool| RepositoryIndexRequest {
+        repository_name: String::new(),
+        ready: ready_only,
+    };
+
+    assert!(!model_ready(&mut client).await);
+    let listed = client
+        .repository_index(index(false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.models.len(), 1);
+    assert_eq!(listed.models[0].name, MODEL);
+    assert_ne!(listed.models[0].state, "READY");
+    let ready_only = client
+        .repository_index(index(true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ready_only.models.is_empty());
+    let not_loaded = client
+        .model_infer(raw_request(&["cat.jpg"]))
+        .await
+        .unwrap_err();
+    assert_eq!(not_loaded.code(), Code::NotFound);
+
+    let load = |name: &str| RepositoryModelLoadRequest {
+        model_name: name.into(),
+        ..Default::default()
+    };
+    client.repository_model_load(load(MODEL)).await.unwrap();
+    assert!(model_ready(&mut client).await);
+    let listed = client
+        .repository_index(index(true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.models.len(), 1);
+    assert_eq!(
+        (
+            listed.models[0].version.as_str(),
+            listed.models[0].state.as_str()
+        ),
+        ("1", "READY")
+    );
+    let response = client
+        .model_infer(raw_request(&["cat.jpg"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_matches_reference("cat.jpg", &f32s(&response.raw_output_contents[0]));
+
+    let missing = client
+        .repository_model_load(load("no-such-model"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let escaping = client
+        .repository_model_load(load("../models"))
+        .await
+        .unwrap_err();
+    assert_eq!(escaping.code(), Code::InvalidArgument);
+    let with_config = client
+        .repository_model_load(RepositoryModelLoadRequest {
+            model_name: MODEL.into(),
+            parameters: HashMap::from([(
+                "config".into(),
+                ModelRepositoryParameter {
+                    parameter_choice: Some(
+                        model_repository_parameter::ParameterChoice::StringParam("{}".into()),
+                    ),
+                },
+            )]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(with_config.code(), Code::Unimplemented);
+
+    client
+        .repository_model_unload(RepositoryModelUnloadRequest {
+            model_name: MODEL.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!model_ready(&mut client).await);
+    let listed = client
+        .repository_index(index(false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.models[0].state, "UNAVAILABLE");
+    let unloaded = client
+        .model_infer(raw_request(&["cat.jpg"]))
+        .await
+        .unwrap_err();
+    assert_eq!(unloaded.code(), Code::Unavailable);
+    assert!(!listed.models[0].reason.is_empty());
+    let unknown = client
+        .repository_model_unload(RepositoryModelUnloadRequest {
+            model_name: "no-such-model".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    let _ = std::fs::remove_dir_all(&repository);
+}

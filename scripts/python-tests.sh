@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the Python suite (Triton's tritonclient, HTTP and gRPC) against a real ferroserve.
+# Installs its packages from PyPI into .venv on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! .venv/bin/python -c "import tritonclient.grpc, tritonclient.http, pytest" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+fi
+cargo build -q -p ferroserve
+exec .venv/bin/python -m pytest -q tests/python "$@"
