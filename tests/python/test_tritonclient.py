@@ -182,7 +182,9 @@ def test_errors_are_clear_and_harmless(server, protocol, reference_inputs, expec
             c.infer(model, inputs)
         assert says in str(raised.value), str(raised.value)
 
-    fails("no-such-model", [m.InferInput("input", [1, 3, 224, 224], "FP32")], "unknown model")
+    any_model = m.InferInput("input", [1, 3, 224, 224], "FP32")
+    any_model.set_data_from_numpy(good)
+    fails("no-such-model", [any_model], "unknown model")
     wrong_shape = m.InferInput("input", [1, 3, 224, 200], "FP32")
     wrong_shape.set_data_from_numpy(np.zeros((1, 3, 224, 200), dtype=np.float32))
     fails(MODEL, [wrong_shape], "shape")

@@ -55,6 +55,7 @@ impl LoadedModel {
             .config
             .clone()
             .unwrap_or_else(|| ModelConfig::new(&description.name));
+        config.version_policy.get_or_insert_with(Default::default);
         let kind = match engine {
             Some(kind) => kind,
             None if config.backend == "tract" => EngineKind::Tract,

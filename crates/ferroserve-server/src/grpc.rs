@@ -35,18 +35,6 @@ pub mod proto {
 /// is 4.8 MB, and `BYTES` requests of encoded images can be larger.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// The server name reported by `ServerMetadata`.
-pub const SERVER_NAME: &str = "ferroserve";
-
-/// The protocol extensions reported by `ServerMetadata`.
-pub const EXTENSIONS: &[&str] = &[
-    "classification",
-    "model_configuration",
-    "model_repository",
-    "schedule_policy",
-    "statistics",
-];
-
 /// Responses of one `ModelStreamInfer` call that may wait for the client to read them.
 const STREAM_BUFFER: usize = 64;
 
@@ -156,9 +144,12 @@ impl GrpcInferenceService for InferenceService {
         _: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
         Ok(Response::new(ServerMetadataResponse {
-            name: SERVER_NAME.into(),
+            name: crate::server::SERVER_NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            extensions: crate::server::EXTENSIONS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
         }))
     }
 

@@ -67,8 +67,11 @@ pub struct Job {
     pub rows: usize,
     pub enqueued: Instant,
     pub deadline: Option<Instant>,
-    pub reply: oneshot::Sender<Result<JobResult, ServeError>>,
+    pub reply: Reply,
 }
+
+/// Where a job's result goes.
+pub type Reply = oneshot::Sender<Result<JobResult, ServeError>>;
 
 impl Job {
     /// Whether `other` can share an engine run with this job: same dtypes and the same
@@ -355,8 +358,8 @@ impl Worker {
         self.shared.histogram(m::BATCH_SIZE).record(rows as f64);
         self.shared.counter(m::EXECUTIONS).increment(1);
         let requests = jobs.len() as u64;
-        match result {
-            Ok(()) => self.reply_outputs(jobs, rows, started, compute),
+        let replies = match result {
+            Ok(()) => self.split_outputs(jobs, rows, started, compute),
             Err(e) => {
                 let error = match e {
                     ferroserve_engine::EngineError::InvalidInput(m) => {
@@ -364,11 +367,13 @@ impl Worker {
                     }
                     other => ServeError::Engine(other.to_string()),
                 };
-                for job in jobs {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
+                jobs.into_iter()
+                    .map(|job| (job.reply, Err(error.clone())))
+                    .collect()
             }
-        }
+        };
+        // Counted before the replies go out, so that a client asking for statistics
+        // right after its answer sees its execution.
         self.stats.execution(
             rows,
             requests,
@@ -376,6 +381,9 @@ impl Worker {
             ran - gathered,
             ran.elapsed(),
         );
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
     }
 
     /// Concatenates the jobs' inputs along the batch dimension into `batch_inputs`.
@@ -399,10 +407,17 @@ impl Worker {
         }
     }
 
-    /// Answers every job with its rows of each output.
-    fn reply_outputs(&self, jobs: Vec<Job>, rows: usize, started: Instant, compute: Duration) {
+    /// Each job's rows of each output, with the job's reply channel.
+    fn split_outputs(
+        &self,
+        jobs: Vec<Job>,
+        rows: usize,
+        started: Instant,
+        compute: Duration,
+    ) -> Vec<(Reply, Result<JobResult, ServeError>)> {
         let single = jobs.len() == 1;
         let mut row = 0;
+        let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
             let outputs = self
                 .outputs
@@ -421,8 +436,9 @@ impl Worker {
                 queued: started.saturating_duration_since(job.enqueued),
                 compute,
             });
-            let _ = job.reply.send(result);
+            replies.push((job.reply, result));
         }
+        replies
     }
 }
 

@@ -2,7 +2,7 @@
 //! the model, preprocesses encoded images, queues jobs, and shapes responses.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,19 @@ use crate::models::{LoadOptions, ModelManager, ServedModel};
 use crate::preprocess::PreprocessPool;
 use crate::scheduler::{Job, JobResult, JobTensor};
 use crate::stats::ModelStatistics;
+
+/// The server name both front ends report.
+pub const SERVER_NAME: &str = "ferroserve";
+
+/// The protocol extensions both front ends report (as Triton, one list for both).
+pub const EXTENSIONS: &[&str] = &[
+    "classification",
+    "binary_tensor_data",
+    "model_configuration",
+    "model_repository",
+    "schedule_policy",
+    "statistics",
+];
 
 /// When models are loaded and unloaded (Triton's `--model-control-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,40 +79,60 @@ pub struct Server {
     models: ModelManager,
     preprocess: PreprocessPool,
     control_mode: ModelControlMode,
-    ready: AtomicBool,
+    /// [`STARTING`], [`READY`] or [`STOPPING`].
+    state: AtomicU8,
 }
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const STOPPING: u8 = 2;
 
 impl Server {
     /// Opens the repository and loads the start-up models, each warmed up. A model that
     /// fails to load is reported and left unavailable; it does not stop the server.
     /// Blocking.
     pub fn start(options: ServerOptions) -> Result<Arc<Server>, ServeError> {
+        let server = Server::new(&options)?;
+        server.load_startup_models(&options);
+        Ok(server)
+    }
+
+    /// Opens the repository without loading anything; the server is not ready until
+    /// [`load_startup_models`](Self::load_startup_models) has run.
+    pub fn new(options: &ServerOptions) -> Result<Arc<Server>, ServeError> {
         let repository = ModelRepository::open(&options.model_repository)
             .map_err(|e| ServeError::InvalidRequest(format!("model repository: {e}")))?;
-        let models = ModelManager::new(repository, options.load.clone());
-        let names: Vec<String> = match options.control_mode {
-            ModelControlMode::Explicit => options.startup_models.clone(),
-            _ => models
-                .repository()
-                .index()
-                .map_err(|e| ServeError::InvalidRequest(format!("model repository: {e}")))?
-                .into_iter()
-                .map(|e| e.name)
-                .collect(),
-        };
-        for name in &names {
-            let _ = models.load(name);
-        }
-        let server = Arc::new(Server {
-            models,
+        Ok(Arc::new(Server {
+            models: ModelManager::new(repository, options.load.clone()),
             preprocess: PreprocessPool::start(
                 options.preprocess_threads,
                 64 * options.preprocess_threads.max(1),
             ),
             control_mode: options.control_mode,
-            ready: AtomicBool::new(true),
-        });
-        Ok(server)
+            state: AtomicU8::new(STARTING),
+        }))
+    }
+
+    /// Loads and warms up the start-up models (every model of the repository, or the
+    /// named ones in explicit mode), then marks the server ready. A model that fails to
+    /// load is logged and left unavailable. Blocking.
+    pub fn load_startup_models(&self, options: &ServerOptions) {
+        let names: Vec<String> = match options.control_mode {
+            ModelControlMode::Explicit => options.startup_models.clone(),
+            _ => match self.models.repository().index() {
+                Ok(entries) => entries.into_iter().map(|e| e.name).collect(),
+                Err(e) => {
+                    tracing::error!("cannot read the model repository: {e}");
+                    Vec::new()
+                }
+            },
+        };
+        for name in &names {
+            let _ = self.models.load(name);
+        }
+        let _ = self
+            .state
+            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Re-reads the repository (poll mode's periodic step). Blocking.
@@ -118,7 +151,7 @@ impl Server {
 
     /// Start-up loading is done and the server is not shutting down.
     pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == READY
     }
 
     /// Whether the model (version) is loaded, warmed up and accepting requests.
@@ -127,8 +160,10 @@ impl Server {
     }
 
     fn served(&self, model: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
-        if !self.ready() {
-            return Err(ServeError::ShuttingDown);
+        match self.state.load(Ordering::Acquire) {
+            READY => {}
+            STARTING => return Err(ServeError::ModelNotReady(model.to_string())),
+            _ => return Err(ServeError::ShuttingDown),
         }
         self.models.get(model, version)
     }
@@ -222,6 +257,13 @@ impl Server {
     /// Loads or reloads a model (explicit mode only).
     pub async fn load_model(self: &Arc<Self>, model: &str) -> Result<(), ServeError> {
         self.require_explicit()?;
+        let plain_name = !model.is_empty()
+            && model != "."
+            && model != ".."
+            && !model.contains(['/', '\\', '\0']);
+        if !plain_name {
+            return Err(invalid(format!("'{model}' is not a model name")));
+        }
         if !self.models.repository().root().join(model).is_dir() {
             return Err(ServeError::ModelNotFound(model.to_string()));
         }
@@ -250,7 +292,7 @@ impl Server {
 
     /// Stops accepting requests, answers those accepted, and stops the workers. Blocking.
     pub fn shutdown(&self) {
-        self.ready.store(false, Ordering::Release);
+        self.state.store(STOPPING, Ordering::Release);
         self.models.drain();
     }
 
@@ -565,7 +607,16 @@ fn check_input(config: &ModelConfig, input: &InferInput) -> Result<(), ServeErro
         )));
     }
     if let (InputData::Raw(data), Some(size)) = (&input.data, input.dtype.size()) {
-        let expected = size * input.shape.iter().product::<usize>();
+        let expected = input
+            .shape
+            .iter()
+            .try_fold(size, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "input '{}' has an impossibly large shape {:?}",
+                    input.name, input.shape
+                ))
+            })?;
         if data.len() != expected {
             return Err(invalid(format!(
                 "input '{}' of shape {:?} and type {} needs {expected} bytes, got {}",

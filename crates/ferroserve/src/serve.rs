@@ -108,17 +108,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bind(args.grpc_port)?,
         bind(args.metrics_port)?,
     );
-    let server = Server::start(options).context("starting the server")?;
-    for entry in server.repository_index().unwrap_or_default() {
-        if entry.state != "READY" {
-            tracing::error!(model = entry.name, "not available: {}", entry.reason);
-        }
-    }
-    runtime.block_on(serve(server, args, http, grpc, metrics_listener, metrics))
+    let server = Server::new(&options).context("starting the server")?;
+    runtime.block_on(serve(
+        server,
+        options,
+        args,
+        http,
+        grpc,
+        metrics_listener,
+        metrics,
+    ))
 }
 
 async fn serve(
     server: Arc<Server>,
+    options: ServerOptions,
     args: ServeArgs,
     http: TcpListener,
     grpc: TcpListener,
@@ -167,13 +171,18 @@ async fn serve(
                 wait(shutdown.clone()),
             ),
     );
-    let models: Vec<String> = server
-        .repository_index()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.state == "READY")
-        .map(|e| e.name)
-        .collect();
+    // Health answers while the models load; readiness flips once each is warmed up.
+    let loader = server.clone();
+    tokio::task::spawn_blocking(move || loader.load_startup_models(&options)).await?;
+    let mut models = Vec::new();
+    for entry in server.repository_index().unwrap_or_default() {
+        if entry.state == "READY" {
+            models.push(entry.name);
+        } else if !entry.reason.is_empty() {
+            tracing::error!(model = entry.name, "not available: {}", entry.reason);
+        }
+    }
+    models.dedup();
     let example = models.first().cloned().unwrap_or_else(|| "MODEL".into());
     let host = if args.host.is_unspecified() {
         "127.0.0.1".to_string()

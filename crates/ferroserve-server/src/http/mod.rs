@@ -47,15 +47,6 @@ use extract::{ModelRef, RequestBody};
 pub const INFERENCE_HEADER_CONTENT_LENGTH: HeaderName =
     HeaderName::from_static("inference-header-content-length");
 
-/// The protocol extensions served, as `GET /v2` reports them.
-pub const EXTENSIONS: [&str; 5] = [
-    "classification",
-    "binary_tensor_data",
-    "model_repository",
-    "statistics",
-    "model_configuration",
-];
-
 /// Limits on what a client may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -167,9 +158,9 @@ fn health(ok: bool) -> StatusCode {
 
 async fn server_metadata() -> Json<Value> {
     Json(json!({
-        "name": "ferroserve",
+        "name": crate::server::SERVER_NAME,
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": EXTENSIONS,
+        "extensions": crate::server::EXTENSIONS,
     }))
 }
 
