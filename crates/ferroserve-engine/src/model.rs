@@ -21,9 +21,12 @@ pub struct LoadedModel {
     /// Labels of each output that has them, by the output's position in
     /// [`Engine::outputs`].
     pub labels: Vec<Option<Labels>>,
+    /// Index of the input that takes preprocessed images, in [`Engine::inputs`] order.
+    pub image_input: Option<usize>,
     /// The `BYTES` input (declared in the configuration, absent from the model) through
     /// which clients send encoded images, one per batch row, preprocessed on the server
-    /// into the image input.
+    /// into the image input. When there is one, the image input itself is internal: it
+    /// is left out of `config.input`, so clients neither see nor send it.
     pub encoded_image_input: Option<String>,
     /// Whether a classifier's scores need a softmax to become probabilities
     /// (parameter `postprocess.softmax`: `true`/`false`; when absent, decided per
@@ -84,6 +87,16 @@ impl LoadedModel {
                 )))
             }
         };
+        let image_input = config.image_input().and_then(|declared| {
+            engine
+                .inputs()
+                .iter()
+                .position(|spec| spec.name == declared.name)
+        });
+        if let (Some(_), Some(position)) = (&encoded_image_input, image_input) {
+            let internal = &engine.inputs()[position].name;
+            config.input.retain(|input| &input.name != internal);
+        }
         config.input.extend(encoded);
         let labels = engine
             .outputs()
@@ -107,19 +120,11 @@ impl LoadedModel {
             config,
             engine,
             preprocessing,
+            image_input,
             encoded_image_input,
             labels,
             softmax,
         })
-    }
-
-    /// Index of the input that takes preprocessed images, in [`Engine::inputs`] order.
-    pub fn image_input(&self) -> Option<usize> {
-        let name = &self.config.image_input()?.name;
-        self.engine
-            .inputs()
-            .iter()
-            .position(|spec| &spec.name == name)
     }
 
     /// Largest batch the model accepts; 0 when it does not batch.

@@ -443,7 +443,7 @@ impl Server {
         let (Some(encoded), Some(settings), true) = (
             encoded,
             &served.preprocessing,
-            model.image_input() == Some(position),
+            model.image_input == Some(position),
         ) else {
             let alternative = encoded_name
                 .map(|n| format!(" (or '{n}' with encoded images)"))
@@ -504,7 +504,7 @@ impl Server {
                 "model '{model}' declares no image preprocessing (parameters preprocess.*)"
             )));
         };
-        let Some(position) = served.model.image_input() else {
+        let Some(position) = served.model.image_input else {
             return Err(ServeError::Unsupported(format!(
                 "model '{model}' has no image input"
             )));

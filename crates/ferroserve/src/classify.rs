@@ -98,7 +98,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let Some(preprocessing) = model.preprocessing.clone() else {
         bail!("model '{name}' declares no image preprocessing (parameters preprocess.* in its config.pbtxt)");
     };
-    if model.image_input() != Some(0) || model.engine.inputs().len() != 1 {
+    if model.image_input != Some(0) || model.engine.inputs().len() != 1 {
         bail!("model '{name}' must take exactly one input, the image, to classify files");
     }
 
