@@ -306,11 +306,17 @@ impl ModelManager {
         for name in names {
             match models.get(name) {
                 Some(slot) if !slot.versions.is_empty() => {
+                    // A failed reload leaves these versions serving; say why it failed.
+                    let reason = slot
+                        .reason
+                        .as_ref()
+                        .map(|r| format!("still serving; the last load failed: {r}"))
+                        .unwrap_or_default();
                     entries.extend(slot.versions.keys().map(|v| RepositoryEntry {
                         name: name.to_string(),
                         version: v.to_string(),
                         state: "READY".into(),
-                        reason: String::new(),
+                        reason: reason.clone(),
                     }));
                 }
                 slot => entries.push(RepositoryEntry {

@@ -298,31 +298,11 @@ impl Server {
 
     /// Runs one inference request.
     pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, ServeError> {
-        let started = Instant::now();
-        metrics::gauge!(m::INFLIGHT).increment(1.0);
-        let served = self.served(&request.model, request.version);
-        let result = match &served {
-            Ok(served) => self.infer_on(served, request).await,
-            Err(e) => Err(e.clone()),
-        };
-        metrics::gauge!(m::INFLIGHT).decrement(1.0);
-        if let Ok(served) = &served {
-            let labels = [
-                ("model", served.model.name.clone()),
-                ("version", served.model.version.to_string()),
-            ];
-            let outcome = match &result {
-                Ok(_) => "success",
-                Err(e) => e.kind(),
-            };
-            metrics::counter!(
-                m::REQUESTS,
-                &[&labels[..], &[("outcome", outcome.to_string())]].concat()
-            )
-            .increment(1);
-            metrics::histogram!(m::REQUEST_SECONDS, &labels)
-                .record(started.elapsed().as_secs_f64());
-        }
+        let mut tracker = RequestTracker::start();
+        let served = self.served(&request.model, request.version)?;
+        tracker.model(&served);
+        let result = self.infer_on(&served, request).await;
+        tracker.finish(&result);
         result
     }
 
@@ -498,7 +478,21 @@ impl Server {
         image: Bytes,
         top_k_classes: usize,
     ) -> Result<Vec<ClassifiedAs>, ServeError> {
+        let mut tracker = RequestTracker::start();
         let served = self.served(model, version)?;
+        tracker.model(&served);
+        let result = self.classify_on(&served, image, top_k_classes).await;
+        tracker.finish(&result);
+        result
+    }
+
+    async fn classify_on(
+        &self,
+        served: &Arc<ServedModel>,
+        image: Bytes,
+        top_k_classes: usize,
+    ) -> Result<Vec<ClassifiedAs>, ServeError> {
+        let model = &served.model.name;
         let Some(settings) = served.preprocessing.clone() else {
             return Err(ServeError::Unsupported(format!(
                 "model '{model}' declares no image preprocessing (parameters preprocess.*)"
@@ -566,6 +560,55 @@ impl Server {
                 probability: c.score,
             })
             .collect())
+    }
+}
+
+/// Counts a request in flight and, when dropped (also when the client goes away
+/// mid-request), records its outcome and duration.
+struct RequestTracker {
+    started: Instant,
+    labels: Option<[(&'static str, String); 2]>,
+    outcome: &'static str,
+}
+
+impl RequestTracker {
+    fn start() -> Self {
+        metrics::gauge!(m::INFLIGHT).increment(1.0);
+        RequestTracker {
+            started: Instant::now(),
+            labels: None,
+            outcome: "cancelled",
+        }
+    }
+
+    fn model(&mut self, served: &ServedModel) {
+        self.labels = Some([
+            ("model", served.model.name.clone()),
+            ("version", served.model.version.to_string()),
+        ]);
+    }
+
+    fn finish<T>(&mut self, result: &Result<T, ServeError>) {
+        self.outcome = match result {
+            Ok(_) => "success",
+            Err(e) => e.kind(),
+        };
+    }
+}
+
+impl Drop for RequestTracker {
+    fn drop(&mut self) {
+        metrics::gauge!(m::INFLIGHT).decrement(1.0);
+        if let Some(labels) = &self.labels {
+            let with_outcome = [
+                labels[0].clone(),
+                labels[1].clone(),
+                ("outcome", self.outcome.to_string()),
+            ];
+            metrics::counter!(m::REQUESTS, &with_outcome).increment(1);
+            metrics::histogram!(m::REQUEST_SECONDS, labels)
+                .record(self.started.elapsed().as_secs_f64());
+        }
     }
 }
 

@@ -1,0 +1,125 @@
+//! Repository control in poll mode: a new version is loaded and warmed up before it
+//! replaces the old one, and a model that fails to load leaves the previous version
+//! serving, with the reason in the repository index. Polls are triggered directly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferroserve_server::infer::{InferInput, InferRequest, InputData};
+use ferroserve_server::models::LoadOptions;
+use ferroserve_server::{ModelControlMode, Server, ServerOptions};
+
+const MODEL: &str = "efficientnet-lite0";
+
+fn bundled_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(MODEL)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn request() -> InferRequest {
+    let zeros = vec![0u8; 4 * 3 * 224 * 224];
+    InferRequest {
+        model: MODEL.into(),
+        version: None,
+        id: "poll".into(),
+        inputs: vec![InferInput {
+            name: "input".into(),
+            dtype: ferroserve_core::DataType::Fp32,
+            shape: vec![1, 3, 224, 224],
+            data: InputData::Raw(zeros.into()),
+        }],
+        outputs: vec![],
+        timeout: None,
+    }
+}
+
+fn served_version(server: &Server) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(server.infer(request()))
+        .expect("inference succeeds")
+        .version
+}
+
+#[test]
+fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
+    let repository = tempfile::tempdir().unwrap();
+    let model_dir = repository.path().join(MODEL);
+    copy_dir(&bundled_model(), &model_dir);
+    let options = ServerOptions {
+        model_repository: repository.path().to_path_buf(),
+        control_mode: ModelControlMode::Poll,
+        startup_models: vec![],
+        load: LoadOptions {
+            engine: None,
+            engine_options: Default::default(),
+            intra_op_threads: Some(1),
+            max_queue_size: 16,
+        },
+        preprocess_threads: 1,
+    };
+    let server: Arc<Server> = Server::start(options).unwrap();
+    assert_eq!(served_version(&server), 1);
+
+    // A new version appears: after a poll it serves, and the old one is retired.
+    copy_dir(&model_dir.join("1"), &model_dir.join("2"));
+    server.poll_repository();
+    assert_eq!(served_version(&server), 2);
+    assert!(!server.model_ready(MODEL, Some(1)));
+
+    // A broken configuration: the load fails, version 2 keeps serving, and the index
+    // says why.
+    let config = model_dir.join("config.pbtxt");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("max_batch_size: 8", "max_batch_size: -3"),
+    )
+    .unwrap();
+    server.poll_repository();
+    assert_eq!(served_version(&server), 2);
+    let index = server.repository_index().unwrap();
+    let entry = index
+        .iter()
+        .find(|e| e.name == MODEL && e.version == "2")
+        .expect("version 2 listed");
+    assert_eq!(entry.state, "READY");
+    let failed = index
+        .iter()
+        .find(|e| e.name == MODEL && !e.reason.is_empty());
+    assert!(
+        failed.is_some_and(|e| e.reason.contains("max_batch_size")),
+        "the index should say why the reload failed: {index:?}"
+    );
+
+    // Fixed again: reloads.
+    std::fs::write(&config, good).unwrap();
+    server.poll_repository();
+    assert_eq!(served_version(&server), 2);
+    assert!(server
+        .repository_index()
+        .unwrap()
+        .iter()
+        .all(|e| e.reason.is_empty()));
+
+    // The folder is removed: the model is unloaded.
+    std::fs::remove_dir_all(&model_dir).unwrap();
+    server.poll_repository();
+    assert!(!server.model_ready(MODEL, None));
+}
