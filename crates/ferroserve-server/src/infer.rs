@@ -6,6 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferroserve_core::DataType;
 
+use crate::error::ServeError;
+
 /// One inference request.
 #[derive(Debug, Clone)]
 pub struct InferRequest {
@@ -19,6 +21,42 @@ pub struct InferRequest {
     pub outputs: Vec<RequestedOutput>,
     /// How long the request may wait in the queue (Triton's `timeout` parameter).
     pub timeout: Option<Duration>,
+}
+
+/// Checks a tensor's datatype name and shape as a request declares them, on either
+/// wire: returns the datatype, the shape and the element count. `place` names the tensor
+/// in messages (`input 'x'`).
+pub fn tensor_header<D>(
+    place: &str,
+    datatype: &str,
+    shape: &[D],
+) -> Result<(DataType, Vec<usize>, usize), ServeError>
+where
+    D: Copy + TryInto<usize> + std::fmt::Debug,
+{
+    let dtype = DataType::from_name(datatype).ok_or_else(|| {
+        let known: Vec<&str> = DataType::ALL.iter().map(|t| t.name()).collect();
+        ServeError::InvalidRequest(format!(
+            "{place}: unsupported datatype '{datatype}' (supported: {})",
+            known.join(", ")
+        ))
+    })?;
+    let dims = shape
+        .iter()
+        .map(|&d| d.try_into().ok())
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| {
+            ServeError::InvalidRequest(format!(
+                "{place}: shape {shape:?} has a negative or too large dimension"
+            ))
+        })?;
+    let elements = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            ServeError::InvalidRequest(format!("{place}: shape {dims:?} has too many elements"))
+        })?;
+    Ok((dtype, dims, elements))
 }
 
 /// One input tensor of a request.

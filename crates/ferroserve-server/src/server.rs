@@ -525,7 +525,7 @@ impl Server {
             shape,
             data: Bytes::from(data.as_bytes().to_vec()),
         };
-        let result = submit(&served, vec![tensor], 1, None, started).await;
+        let result = submit(served, vec![tensor], 1, None, started).await;
         served.stats.request(
             result.is_ok(),
             1,

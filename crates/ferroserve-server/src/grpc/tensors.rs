@@ -19,7 +19,8 @@ use super::proto::model_infer_response::InferOutputTensor;
 use super::proto::{InferParameter, InferTensorContents, ModelInferRequest, ModelInferResponse};
 use crate::error::ServeError;
 use crate::infer::{
-    InferInput, InferOutput, InferRequest, InferResponse, InputData, OutputData, RequestedOutput,
+    tensor_header, InferInput, InferOutput, InferRequest, InferResponse, InputData, OutputData,
+    RequestedOutput,
 };
 
 fn invalid(message: String) -> ServeError {
@@ -118,29 +119,8 @@ fn requested_output(output: InferRequestedOutputTensor) -> Result<RequestedOutpu
 /// One input tensor, with its data from `raw` when the request has raw contents.
 fn input(tensor: InferInputTensor, raw: Option<Bytes>) -> Result<InferInput, ServeError> {
     let name = tensor.name;
-    let dtype = DataType::from_name(&tensor.datatype).ok_or_else(|| {
-        let known: Vec<&str> = DataType::ALL.iter().map(|t| t.name()).collect();
-        invalid(format!(
-            "input '{name}': unknown datatype '{}' (expected one of {})",
-            tensor.datatype,
-            known.join(", ")
-        ))
-    })?;
-    let shape = tensor
-        .shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<Vec<usize>, _>>()
-        .map_err(|_| {
-            invalid(format!(
-                "input '{name}': shape {:?} has a negative dimension",
-                tensor.shape
-            ))
-        })?;
-    let elements = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| invalid(format!("input '{name}': shape {shape:?} is too large")))?;
+    let (dtype, shape, elements) =
+        tensor_header(&format!("input '{name}'"), &tensor.datatype, &tensor.shape)?;
     let data = match (raw, tensor.contents) {
         (Some(bytes), _) => raw_data(&name, dtype, &shape, elements, bytes)?,
         (None, Some(contents)) => typed_data(&name, dtype, &shape, elements, contents)?,

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::tensor::{self, FlatElements, JsonElements};
 use crate::error::ServeError;
 use crate::infer::{
-    InferInput, InferRequest, InferResponse, InputData, OutputData, RequestedOutput,
+    tensor_header, InferInput, InferRequest, InferResponse, InputData, OutputData, RequestedOutput,
 };
 
 /// `parameters` of a request, input or output: names to strings, numbers or booleans.
@@ -188,29 +188,7 @@ fn decode_input(input: RequestInput, binary: &mut BinarySection) -> Result<Infer
     let name = input.name;
     let place = format!("input '{name}'");
     refuse_shared_memory(&input.parameters, &place)?;
-    let dtype = DataType::from_name(&input.datatype).ok_or_else(|| {
-        let known: Vec<&str> = DataType::ALL.iter().map(|t| t.name()).collect();
-        invalid(format!(
-            "{place}: unsupported datatype '{}' (supported: {})",
-            input.datatype,
-            known.join(", ")
-        ))
-    })?;
-    let shape = input
-        .shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<Vec<usize>, _>>()
-        .map_err(|_| {
-            invalid(format!(
-                "{place}: shape {:?} has a dimension too large",
-                input.shape
-            ))
-        })?;
-    let elements = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| invalid(format!("{place}: shape {shape:?} has too many elements")))?;
+    let (dtype, shape, elements) = tensor_header(&place, &input.datatype, &input.shape)?;
     let binary_size = integer_parameter(&input.parameters, "binary_data_size", &place)?;
     let data = match (binary_size, input.data) {
         (Some(_), Some(_)) => {
