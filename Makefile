@@ -20,4 +20,4 @@ test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
-	scripts/python-tests.sh
+	FERROSERVE_BIN=target/debug/ferroserve scripts/python-tests.sh

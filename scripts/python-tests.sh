@@ -7,5 +7,9 @@ if ! .venv/bin/python -c "import tritonclient.grpc, tritonclient.http, pytest" 2
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi
-cargo build -q -p ferroserve
+# `make test` passes the binary `cargo test --workspace` just built (building it again
+# alone would resolve other dependency features and recompile much of the tree).
+if [ -z "${FERROSERVE_BIN:-}" ]; then
+  cargo build -q -p ferroserve
+fi
 exec .venv/bin/python -m pytest -q tests/python "$@"
