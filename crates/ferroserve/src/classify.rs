@@ -234,6 +234,7 @@ fn classify_files(
             scope.spawn(move || {
                 let worker = EngineWorker {
                     model,
+                    image_shape: preprocessing.image_shape(),
                     top_k: args.top_k,
                     max_batch,
                     files,
@@ -273,6 +274,8 @@ fn prepare(
 /// One model instance: batches ready images, runs them and ranks the classes.
 struct EngineWorker<'a> {
     model: &'a LoadedModel,
+    /// Shape of one preprocessed image.
+    image_shape: [usize; 3],
     top_k: usize,
     max_batch: usize,
     files: &'a [PathBuf],
@@ -302,12 +305,11 @@ impl EngineWorker<'_> {
                     Err(_) => break,
                 }
             }
-            let image_shape = &input_spec.shape[input_spec.shape.len() - 3..];
-            let mut shape = vec![batch.len()];
-            shape.extend(image_shape.iter().map(|&d| d as usize));
-            if self.max_batch == 1 && input_spec.shape.len() == 3 {
-                shape.remove(0);
+            let mut shape = Vec::with_capacity(4);
+            if input_spec.shape.len() == 4 {
+                shape.push(batch.len());
             }
+            shape.extend(self.image_shape);
             input.reshape(input_spec.dtype, &shape);
             let image_len = batch[0].image.len();
             for (slot, item) in input.data.as_bytes_mut().chunks_mut(image_len).zip(&batch) {
@@ -319,11 +321,12 @@ impl EngineWorker<'_> {
                     .map_err(|e| e.to_string()),
                 Err(reason) => Err(reason.clone()),
             };
+            let rows = batch.len();
             for (row, item) in batch.drain(..).enumerate() {
                 let ranked = result
                     .as_ref()
                     .map_err(Clone::clone)
-                    .map(|()| self.rank(&outputs[0], row));
+                    .map(|()| self.rank(&outputs[0], row, rows));
                 let _ = free.send(item.image);
                 let outcome = Outcome {
                     path: self.files[item.position].clone(),
@@ -336,9 +339,9 @@ impl EngineWorker<'_> {
     }
 
     /// The top classes of one batch row of a classifier output.
-    fn rank(&self, output: &Tensor, row: usize) -> Vec<Ranked> {
+    fn rank(&self, output: &Tensor, row: usize, rows: usize) -> Vec<Ranked> {
         let scores: &[f32] = output.data.as_slice();
-        let classes = scores.len() / output.shape.first().copied().unwrap_or(1).max(1);
+        let classes = scores.len() / rows;
         let mut row_scores = scores[row * classes..(row + 1) * classes].to_vec();
         let softmax = self
             .model
