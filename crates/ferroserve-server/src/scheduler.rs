@@ -612,4 +612,35 @@ mod tests {
         );
         assert_eq!(q.jobs.len(), 1);
     }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_a_closed_one_refuses_too() {
+        let policy = BatchPolicy {
+            dynamic: false,
+            max_batch: 1,
+            preferred: vec![],
+            max_delay: Duration::ZERO,
+        };
+        // No workers: nothing leaves the queue.
+        let scheduler = Scheduler::start(
+            "m",
+            1,
+            Vec::new(),
+            1,
+            policy,
+            2,
+            Arc::new(ModelStats::default()),
+        );
+        let now = Instant::now();
+        let (a, _ra) = job(1, now);
+        let (b, _rb) = job(1, now);
+        let (c, _rc) = job(1, now);
+        scheduler.submit(a).unwrap();
+        scheduler.submit(b).unwrap();
+        assert!(matches!(scheduler.submit(c), Err(ServeError::QueueFull(_))));
+        assert_eq!(scheduler.queue_depth(), 2);
+        scheduler.close();
+        let (d, _rd) = job(1, now);
+        assert!(matches!(scheduler.submit(d), Err(ServeError::ShuttingDown)));
+    }
 }
