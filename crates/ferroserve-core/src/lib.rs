@@ -2,6 +2,7 @@
 //! the model configuration (Triton's `config.pbtxt`), and the model repository on disk.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod classification;
 pub mod config;
 pub mod labels;

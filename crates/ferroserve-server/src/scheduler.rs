@@ -79,7 +79,9 @@ impl Job {
     fn compatible(&self, other: &Job) -> bool {
         self.inputs.len() == other.inputs.len()
             && self.inputs.iter().zip(&other.inputs).all(|(a, b)| {
-                a.dtype == b.dtype && a.shape.len() == b.shape.len() && a.shape[1..] == b.shape[1..]
+                a.dtype == b.dtype
+                    && a.shape.len() == b.shape.len()
+                    && a.shape.get(1..) == b.shape.get(1..)
             })
     }
 
@@ -343,13 +345,23 @@ impl Worker {
             self.combine_inputs(&jobs, rows);
         }
         let gathered = Instant::now();
-        let result = if let [job] = jobs.as_slice() {
-            let inputs: Vec<TensorRef<'_>> = job.inputs.iter().map(JobTensor::view).collect();
-            self.runner.run(&inputs, &mut self.outputs)
-        } else {
-            let inputs: Vec<TensorRef<'_>> = self.batch_inputs.iter().map(Tensor::view).collect();
-            self.runner.run(&inputs, &mut self.outputs)
-        };
+        // An engine that panics fails this batch, not the worker: the jobs behind it
+        // still get served.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let [job] = jobs.as_slice() {
+                let inputs: Vec<TensorRef<'_>> = job.inputs.iter().map(JobTensor::view).collect();
+                self.runner.run(&inputs, &mut self.outputs)
+            } else {
+                let inputs: Vec<TensorRef<'_>> =
+                    self.batch_inputs.iter().map(Tensor::view).collect();
+                self.runner.run(&inputs, &mut self.outputs)
+            }
+        }))
+        .unwrap_or_else(|_| {
+            Err(ferroserve_engine::EngineError::Run(
+                "the engine panicked".into(),
+            ))
+        });
         let ran = Instant::now();
         let compute = ran - started;
         self.shared
@@ -642,5 +654,65 @@ mod tests {
         scheduler.close();
         let (d, _rd) = job(1, now);
         assert!(matches!(scheduler.submit(d), Err(ServeError::ShuttingDown)));
+    }
+
+    /// Panics on its first run, then copies its input to its output.
+    struct PanicsOnce {
+        panicked: bool,
+    }
+
+    impl Runner for PanicsOnce {
+        fn run(
+            &mut self,
+            inputs: &[TensorRef<'_>],
+            outputs: &mut [Tensor],
+        ) -> Result<(), ferroserve_engine::EngineError> {
+            if !self.panicked {
+                self.panicked = true;
+                panic!("engine bug");
+            }
+            outputs[0].reshape(inputs[0].dtype, inputs[0].shape);
+            outputs[0]
+                .data
+                .as_bytes_mut()
+                .copy_from_slice(inputs[0].data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_engine_panic_fails_its_batch_and_the_worker_goes_on() {
+        let policy = BatchPolicy {
+            dynamic: false,
+            max_batch: 1,
+            preferred: vec![],
+            max_delay: Duration::ZERO,
+        };
+        let runner: Box<dyn Runner> = Box::new(PanicsOnce { panicked: false });
+        let scheduler = Scheduler::start(
+            "m",
+            1,
+            vec![runner],
+            1,
+            policy,
+            8,
+            Arc::new(ModelStats::default()),
+        );
+        let (first, first_reply) = job(1, Instant::now());
+        let (second, second_reply) = job(1, Instant::now());
+        scheduler.submit(first).unwrap();
+        scheduler.submit(second).unwrap();
+        let failed = first_reply
+            .blocking_recv()
+            .expect("the first job is answered");
+        assert!(matches!(failed, Err(ServeError::Engine(m)) if m.contains("panicked")));
+        let served = second_reply
+            .blocking_recv()
+            .expect("the second job is answered");
+        assert_eq!(
+            served.expect("the worker survived").outputs[0].shape,
+            [1, 2]
+        );
+        scheduler.drain();
     }
 }

@@ -19,7 +19,7 @@ use ferroserve_core::{
     DataType, ImagePreprocessing, ModelRepository, PixelType, Tensor, TensorBuf,
 };
 use ferroserve_engine::model::LoadedModel;
-use ferroserve_engine::{EngineKind, EngineOptions};
+use ferroserve_engine::{EngineError, EngineKind, EngineOptions};
 use ferroserve_vision::ImagePreprocessor;
 
 /// File extensions picked up when walking a folder.
@@ -316,9 +316,12 @@ impl EngineWorker<'_> {
                 slot.copy_from_slice(item.image.as_bytes());
             }
             let result = match &mut runner {
-                Ok(runner) => runner
-                    .run(&[input.view()], &mut outputs)
-                    .map_err(|e| e.to_string()),
+                // An engine panic fails this batch's files, not the whole run.
+                Ok(runner) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runner.run(&[input.view()], &mut outputs)
+                }))
+                .unwrap_or_else(|_| Err(EngineError::Run("the engine panicked".into())))
+                .map_err(|e| e.to_string()),
                 Err(reason) => Err(reason.clone()),
             };
             let rows = batch.len();
