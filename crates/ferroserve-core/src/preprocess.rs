@@ -77,4 +77,13 @@ impl ImagePreprocessing {
     pub fn image_len(&self) -> usize {
         self.image_shape().iter().product()
     }
+
+    /// Size in bytes of one preprocessed image.
+    pub fn image_bytes(&self) -> usize {
+        let element = match self.pixel_type {
+            PixelType::F32 => 4,
+            PixelType::U8 => 1,
+        };
+        self.image_len() * element
+    }
 }

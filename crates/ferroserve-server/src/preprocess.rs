@@ -86,7 +86,7 @@ impl PreprocessPool {
             })?;
             replies.push(result);
         }
-        let image_bytes = settings.image_len() * pixel_size(settings.pixel_type);
+        let image_bytes = settings.image_bytes();
         let mut batch = TensorBuf::with_capacity(image_bytes * images.len());
         batch.resize(image_bytes * images.len());
         for (i, (reply, slot)) in replies
@@ -104,17 +104,10 @@ impl PreprocessPool {
     }
 }
 
-fn pixel_size(pixel_type: PixelType) -> usize {
-    match pixel_type {
-        PixelType::F32 => 4,
-        PixelType::U8 => 1,
-    }
-}
-
 fn preprocess(preprocessor: &mut ImagePreprocessor, image: &[u8]) -> Result<TensorBuf, String> {
     let settings = preprocessor.settings();
     let mut out = TensorBuf::with_capacity(0);
-    out.resize(settings.image_len() * pixel_size(settings.pixel_type));
+    out.resize(settings.image_bytes());
     let result = match settings.pixel_type {
         PixelType::F32 => preprocessor.preprocess_f32(image, out.as_mut_slice()),
         PixelType::U8 => preprocessor.preprocess_u8(image, out.as_mut_slice()),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferroserve_core::classification::{is_probability_distribution, softmax_in_place, top_k};
-use ferroserve_core::{DataType, ModelConfig, ModelRepository};
+use ferroserve_core::{DataType, ImagePreprocessing, ModelConfig, ModelRepository};
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
@@ -453,17 +453,32 @@ impl Server {
                 images.len()
             )));
         }
+        self.image_batch(served, settings, images).await
+    }
+
+    /// Decodes and preprocesses `images` into the model's image input, with a batch
+    /// dimension when the model batches.
+    async fn image_batch(
+        &self,
+        served: &ServedModel,
+        settings: &Arc<ImagePreprocessing>,
+        images: &[Bytes],
+    ) -> Result<JobTensor, ServeError> {
+        let model = &served.model;
+        let position = model.image_input.ok_or_else(|| {
+            ServeError::Unsupported(format!("model '{}' has no image input", model.name))
+        })?;
         let started = Instant::now();
         let data = self.preprocess.preprocess(settings, images).await?;
         metrics::histogram!(m::PREPROCESS_SECONDS, "model" => model.name.clone(), "version" => model.version.to_string())
             .record(started.elapsed().as_secs_f64());
         let mut shape = Vec::with_capacity(4);
-        if batched {
+        if model.max_batch_size() > 0 {
             shape.push(images.len());
         }
         shape.extend(settings.image_shape());
         Ok(JobTensor {
-            dtype: spec.dtype,
+            dtype: model.engine.inputs()[position].dtype,
             shape,
             data: Bytes::from(data.as_bytes().to_vec()),
         })
@@ -498,33 +513,15 @@ impl Server {
                 "model '{model}' declares no image preprocessing (parameters preprocess.*)"
             )));
         };
-        let Some(position) = served.model.image_input else {
-            return Err(ServeError::Unsupported(format!(
-                "model '{model}' has no image input"
-            )));
-        };
         if served.model.engine.inputs().len() != 1 {
             return Err(ServeError::Unsupported(format!(
                 "model '{model}' takes more than the image"
             )));
         }
-        let spec = &served.model.engine.inputs()[position];
-        let batched = served.model.max_batch_size() > 0;
         let started = Instant::now();
-        let data = self
-            .preprocess
-            .preprocess(&settings, std::slice::from_ref(&image))
+        let tensor = self
+            .image_batch(served, &settings, std::slice::from_ref(&image))
             .await?;
-        let mut shape = Vec::with_capacity(4);
-        if batched {
-            shape.push(1);
-        }
-        shape.extend(settings.image_shape());
-        let tensor = JobTensor {
-            dtype: spec.dtype,
-            shape,
-            data: Bytes::from(data.as_bytes().to_vec()),
-        };
         let result = submit(served, vec![tensor], 1, None, started).await;
         served.stats.request(
             result.is_ok(),

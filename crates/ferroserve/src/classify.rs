@@ -177,7 +177,7 @@ fn classify_files(
         .sum::<usize>()
         .max(1);
     let max_batch = model.max_batch_size().max(1);
-    let image_bytes = preprocessing.image_len() * pixel_size(preprocessing.pixel_type);
+    let image_bytes = preprocessing.image_bytes();
 
     // Every image in flight holds one pool buffer, from preprocessing until the engine
     // has copied it into a batch.
@@ -248,13 +248,6 @@ fn classify_files(
             on_outcome(position, outcome);
         }
     });
-}
-
-fn pixel_size(pixel_type: PixelType) -> usize {
-    match pixel_type {
-        PixelType::F32 => 4,
-        PixelType::U8 => 1,
-    }
 }
 
 /// Reads and preprocesses one file into `image`.
