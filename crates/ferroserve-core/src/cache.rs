@@ -70,11 +70,13 @@ impl CacheKeyBuilder {
         Self { hasher }
     }
 
-    /// Adds the model the request is addressed to.
-    pub fn model(&mut self, name: &str, version: u64) -> &mut Self {
+    /// Adds the model the request is addressed to. `load` tells apart two loads of the
+    /// same version (a configuration changed on disk), whose responses may differ.
+    pub fn model(&mut self, name: &str, version: u64, load: u64) -> &mut Self {
         self.tag(b'M');
         self.bytes(name.as_bytes());
         self.u64(version);
+        self.u64(load);
         self
     }
 
@@ -91,16 +93,23 @@ impl CacheKeyBuilder {
         self
     }
 
-    /// Adds one requested output and its classification count (`None`: raw tensor).
-    pub fn output(&mut self, name: &str, classification: Option<usize>) -> &mut Self {
-        self.tag(b'O');
+    /// Adds one `BYTES` input tensor: its name, shape and elements (each length-prefixed,
+    /// so `["ab", "c"]` and `["a", "bc"]` differ).
+    pub fn bytes_input<E: AsRef<[u8]>>(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        elements: &[E],
+    ) -> &mut Self {
+        self.tag(b'S');
         self.bytes(name.as_bytes());
-        match classification {
-            None => self.tag(0),
-            Some(k) => {
-                self.tag(1);
-                self.u64(k as u64);
-            }
+        self.u64(shape.len() as u64);
+        for &dim in shape {
+            self.u64(dim as u64);
+        }
+        self.u64(elements.len() as u64);
+        for element in elements {
+            self.bytes(element.as_ref());
         }
         self
     }
@@ -455,7 +464,7 @@ mod tests {
 
     fn key(n: u64) -> CacheKey {
         let mut b = CacheKeyBuilder::new();
-        b.model("m", n);
+        b.model("m", n, 0);
         b.finish()
     }
 
@@ -605,19 +614,22 @@ mod tests {
         assert!(survivors >= 90, "only {survivors} of 100 hot keys survived");
     }
 
-    fn request(
-        model: &str,
-        version: u64,
-        inputs: &[(&str, &str, &[usize], &[u8])],
-        outputs: &[(&str, Option<usize>)],
-    ) -> CacheKey {
+    type Input<'a> = (&'a str, &'a str, &'a [usize], &'a [u8]);
+
+    fn request(model: &str, version: u64, load: u64, inputs: &[Input]) -> CacheKey {
         let mut b = CacheKeyBuilder::new();
-        b.model(model, version);
+        b.model(model, version, load);
         for (name, dt, shape, data) in inputs {
             b.input(name, dt, shape, data);
         }
-        for (name, k) in outputs {
-            b.output(name, *k);
+        b.finish()
+    }
+
+    fn strings(inputs: &[(&str, &[usize], &[&str])]) -> CacheKey {
+        let mut b = CacheKeyBuilder::new();
+        b.model("m", 1, 0);
+        for (name, shape, elements) in inputs {
+            b.bytes_input(name, shape, elements);
         }
         b.finish()
     }
@@ -625,90 +637,21 @@ mod tests {
     #[test]
     fn keys_separate_every_field() {
         let data = [1u8, 2, 3, 4, 5, 6, 7, 8];
-        let base = request(
-            "resnet",
-            1,
-            &[("x", "FP32", &[1, 2], &data)],
-            &[("y", Some(5))],
-        );
-        assert_eq!(
-            base,
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2], &data)],
-                &[("y", Some(5))]
-            )
-        );
+        let x: Input = ("x", "FP32", &[1, 2], &data);
+        let base = request("resnet", 1, 0, &[x]);
+        assert_eq!(base, request("resnet", 1, 0, &[x]));
         let variants = [
-            request(
-                "resnet",
-                2,
-                &[("x", "FP32", &[1, 2], &data)],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnex",
-                1,
-                &[("x", "FP32", &[1, 2], &data)],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("z", "FP32", &[1, 2], &data)],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "INT32", &[1, 2], &data)],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[2, 1], &data)],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2, 1], &data)],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2], &data[..7])],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2], &[0; 8])],
-                &[("y", Some(5))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2], &data)],
-                &[("y", Some(3))],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2], &data)],
-                &[("y", None)],
-            ),
-            request(
-                "resnet",
-                1,
-                &[("x", "FP32", &[1, 2], &data)],
-                &[("w", Some(5))],
-            ),
-            request("resnet", 1, &[("x", "FP32", &[1, 2], &data)], &[]),
-            request("resnet", 1, &[], &[("y", Some(5))]),
+            request("resnet", 2, 0, &[x]),
+            request("resnet", 1, 1, &[x]),
+            request("resnex", 1, 0, &[x]),
+            request("resnet", 1, 0, &[("z", "FP32", &[1, 2], &data)]),
+            request("resnet", 1, 0, &[("x", "INT32", &[1, 2], &data)]),
+            request("resnet", 1, 0, &[("x", "FP32", &[2, 1], &data)]),
+            request("resnet", 1, 0, &[("x", "FP32", &[1, 2, 1], &data)]),
+            request("resnet", 1, 0, &[("x", "FP32", &[1, 2], &data[..7])]),
+            request("resnet", 1, 0, &[("x", "FP32", &[1, 2], &[0; 8])]),
+            request("resnet", 1, 0, &[x, x]),
+            request("resnet", 1, 0, &[]),
         ];
         let mut seen = HashSet::from([base]);
         for v in variants {
@@ -718,18 +661,39 @@ mod tests {
 
     #[test]
     fn keys_are_length_prefixed() {
-        let a = request("ab", 1, &[("c", "FP32", &[1], &[0])], &[]);
-        let b = request("a", 1, &[("bc", "FP32", &[1], &[0])], &[]);
+        let a = request("ab", 1, 0, &[("c", "FP32", &[1], &[0])]);
+        let b = request("a", 1, 0, &[("bc", "FP32", &[1], &[0])]);
         assert_ne!(a, b);
-        let a = request("m", 1, &[("ab", "c", &[1], &[0])], &[]);
-        let b = request("m", 1, &[("a", "bc", &[1], &[0])], &[]);
+        let a = request("m", 1, 0, &[("ab", "c", &[1], &[0])]);
+        let b = request("m", 1, 0, &[("a", "bc", &[1], &[0])]);
         assert_ne!(a, b);
-        let a = request("m", 1, &[("x", "U8", &[1], &[1, 2])], &[]);
-        let b = request("m", 1, &[("x", "U8", &[1], &[1]), ("", "", &[], &[2])], &[]);
+        let a = request("m", 1, 0, &[("x", "U8", &[1], &[1, 2])]);
+        let b = request("m", 1, 0, &[("x", "U8", &[1], &[1]), ("", "", &[], &[2])]);
         assert_ne!(a, b);
-        let a = request("m", 1, &[], &[("a", None), ("b", None)]);
-        let b = request("m", 1, &[], &[("b", None), ("a", None)]);
+        let a = request(
+            "m",
+            1,
+            0,
+            &[("a", "U8", &[1], &[1]), ("b", "U8", &[1], &[1])],
+        );
+        let b = request(
+            "m",
+            1,
+            0,
+            &[("b", "U8", &[1], &[1]), ("a", "U8", &[1], &[1])],
+        );
         assert_ne!(a, b, "order is part of the key");
+    }
+
+    #[test]
+    fn bytes_inputs_keep_element_boundaries() {
+        let base = strings(&[("img", &[2], &["ab", "c"])]);
+        assert_eq!(base, strings(&[("img", &[2], &["ab", "c"])]));
+        assert_ne!(base, strings(&[("img", &[2], &["a", "bc"])]));
+        assert_ne!(base, strings(&[("img", &[2, 1], &["ab", "c"])]));
+        assert_ne!(base, strings(&[("img", &[2], &["c", "ab"])]));
+        let raw = request("m", 1, 0, &[("img", "BYTES", &[2], b"abc")]);
+        assert_ne!(base, raw);
     }
 
     #[test]

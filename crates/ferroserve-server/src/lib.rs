@@ -2,6 +2,7 @@
 //! scheduling) and its front ends, the KServe v2 / Triton protocol over HTTP and gRPC,
 //! plus Prometheus metrics.
 
+pub mod cache;
 pub mod error;
 pub mod grpc;
 pub mod http;

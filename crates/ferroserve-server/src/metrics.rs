@@ -1,7 +1,9 @@
 //! Prometheus metrics: every name, unit and bucket layout in one place. Labels: `model`
 //! and `version` on everything per model.
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics::{
+    describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
+};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
@@ -27,6 +29,14 @@ pub const BATCH_SIZE: &str = "ferroserve_batch_size";
 pub const QUEUE_DEPTH: &str = "ferroserve_queue_depth";
 /// Inference requests being served.
 pub const INFLIGHT: &str = "ferroserve_inflight_requests";
+/// Response cache lookups, labelled `result` = `hit` or `miss`.
+pub const CACHE_LOOKUPS: &str = "ferroserve_cache_lookups_total";
+/// Entries the response cache removed to make room.
+pub const CACHE_EVICTIONS: &str = "ferroserve_cache_evictions_total";
+/// Entries in the response cache.
+pub const CACHE_ENTRIES: &str = "ferroserve_cache_entries";
+/// Bytes charged for the response cache's entries.
+pub const CACHE_BYTES: &str = "ferroserve_cache_bytes";
 
 /// Latency buckets: 100 µs to 10 s, about three per decade.
 const SECONDS_BUCKETS: [f64; 16] = [
@@ -83,5 +93,70 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_histogram!(BATCH_SIZE, "Rows per engine execution");
     describe_gauge!(QUEUE_DEPTH, "Requests waiting in the scheduler queue");
     describe_gauge!(INFLIGHT, "Inference requests being served");
+    describe_counter!(CACHE_LOOKUPS, "Response cache lookups, by result");
+    describe_counter!(
+        CACHE_EVICTIONS,
+        "Entries the response cache removed to make room"
+    );
+    describe_gauge!(CACHE_ENTRIES, "Entries in the response cache");
+    describe_gauge!(
+        CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes charged for the response cache's entries"
+    );
     Ok(handle)
+}
+
+/// One model version's metrics, registered once when it loads, so that a request
+/// records into existing handles instead of building labels.
+pub struct ModelMetrics {
+    labels: [(&'static str, String); 2],
+    pub succeeded: Counter,
+    pub request_seconds: Histogram,
+    pub queue_seconds: Histogram,
+    pub preprocess_seconds: Histogram,
+    pub compute_seconds: Histogram,
+    pub batch_size: Histogram,
+    pub inferences: Counter,
+    pub executions: Counter,
+    pub queue_depth: Gauge,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+}
+
+impl ModelMetrics {
+    pub fn new(model: &str, version: u64) -> Self {
+        let labels = [
+            ("model", model.to_string()),
+            ("version", version.to_string()),
+        ];
+        let outcome = |outcome: &'static str| {
+            let [model, version] = labels.clone();
+            [model, version, ("outcome", outcome.to_string())]
+        };
+        let result = |result: &'static str| {
+            let [model, version] = labels.clone();
+            [model, version, ("result", result.to_string())]
+        };
+        ModelMetrics {
+            succeeded: metrics::counter!(REQUESTS, &outcome("success")),
+            request_seconds: metrics::histogram!(REQUEST_SECONDS, &labels),
+            queue_seconds: metrics::histogram!(QUEUE_SECONDS, &labels),
+            preprocess_seconds: metrics::histogram!(PREPROCESS_SECONDS, &labels),
+            compute_seconds: metrics::histogram!(COMPUTE_SECONDS, &labels),
+            batch_size: metrics::histogram!(BATCH_SIZE, &labels),
+            inferences: metrics::counter!(INFERENCES, &labels),
+            executions: metrics::counter!(EXECUTIONS, &labels),
+            queue_depth: metrics::gauge!(QUEUE_DEPTH, &labels),
+            cache_hits: metrics::counter!(CACHE_LOOKUPS, &result("hit")),
+            cache_misses: metrics::counter!(CACHE_LOOKUPS, &result("miss")),
+            labels,
+        }
+    }
+
+    /// The request counter of a failed outcome (an error kind); registered on first use.
+    pub fn failed(&self, kind: &'static str) -> Counter {
+        let [model, version] = self.labels.clone();
+        metrics::counter!(REQUESTS, &[model, version, ("outcome", kind.to_string())])
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -13,6 +14,7 @@ use ferroserve_engine::{EngineKind, EngineOptions};
 
 use crate::error::ServeError;
 use crate::infer::RepositoryEntry;
+use crate::metrics::ModelMetrics;
 use crate::scheduler::{BatchPolicy, Scheduler};
 use crate::stats::ModelStats;
 
@@ -34,9 +36,22 @@ pub struct ServedModel {
     pub scheduler: Scheduler,
     pub stats: Arc<ModelStats>,
     pub preprocessing: Option<Arc<ImagePreprocessing>>,
+    pub metrics: Arc<ModelMetrics>,
+    /// Unique to this load: two loads of one version (say, after a configuration change)
+    /// never share response cache entries.
+    pub load_id: u64,
 }
 
 impl ServedModel {
+    /// Whether the configuration opts in to the response cache.
+    pub fn caches_responses(&self) -> bool {
+        self.model
+            .config
+            .response_cache
+            .as_ref()
+            .is_some_and(|c| c.enable)
+    }
+
     fn start(model: LoadedModel, options: &LoadOptions) -> Result<Self, String> {
         let instances: usize = model
             .config
@@ -84,21 +99,25 @@ impl ServedModel {
             .filter(|&n| n > 0)
             .unwrap_or(options.max_queue_size);
         let stats = Arc::new(ModelStats::default());
+        let metrics = Arc::new(ModelMetrics::new(&model.name, model.version));
         let scheduler = Scheduler::start(
             &model.name,
-            model.version,
             runners,
             model.engine.outputs().len(),
             policy,
             capacity,
             stats.clone(),
+            metrics.clone(),
         );
         let preprocessing = model.preprocessing.clone().map(Arc::new);
+        static LOADS: AtomicU64 = AtomicU64::new(0);
         Ok(ServedModel {
             model,
             scheduler,
             stats,
             preprocessing,
+            metrics,
+            load_id: LOADS.fetch_add(1, Ordering::Relaxed),
         })
     }
 }

@@ -17,7 +17,7 @@ use ferroserve_engine::Runner;
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
-use crate::metrics as m;
+use crate::metrics::{self as m, ModelMetrics};
 use crate::stats::ModelStats;
 
 /// How a model's jobs are combined into engine runs.
@@ -158,33 +158,14 @@ struct Shared {
     wake: Condvar,
     policy: BatchPolicy,
     capacity: usize,
-    /// Metric labels.
+    /// The model's name, for errors.
     model: String,
-    version: String,
+    metrics: Arc<ModelMetrics>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn labels(&self) -> [(&'static str, String); 2] {
-        [
-            ("model", self.model.clone()),
-            ("version", self.version.clone()),
-        ]
-    }
-
-    fn gauge(&self, name: &'static str) -> metrics::Gauge {
-        metrics::gauge!(name, &self.labels())
-    }
-
-    fn histogram(&self, name: &'static str) -> metrics::Histogram {
-        metrics::histogram!(name, &self.labels())
-    }
-
-    fn counter(&self, name: &'static str) -> metrics::Counter {
-        metrics::counter!(name, &self.labels())
     }
 }
 
@@ -198,12 +179,12 @@ impl Scheduler {
     /// Starts one worker thread per runner. `capacity` bounds the jobs waiting.
     pub fn start(
         model: &str,
-        version: u64,
         runners: Vec<Box<dyn Runner>>,
         outputs: usize,
         policy: BatchPolicy,
         capacity: usize,
         stats: Arc<ModelStats>,
+        metrics: Arc<ModelMetrics>,
     ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -214,7 +195,7 @@ impl Scheduler {
             policy,
             capacity: capacity.max(1),
             model: model.to_string(),
-            version: version.to_string(),
+            metrics,
         });
         let workers = runners
             .into_iter()
@@ -249,9 +230,7 @@ impl Scheduler {
             return Err(ServeError::QueueFull(self.shared.model.clone()));
         }
         queue.jobs.push_back(job);
-        self.shared
-            .gauge(m::QUEUE_DEPTH)
-            .set(queue.jobs.len() as f64);
+        self.shared.metrics.queue_depth.set(queue.jobs.len() as f64);
         drop(queue);
         self.shared.wake.notify_one();
         Ok(())
@@ -308,9 +287,7 @@ impl Worker {
             match next_batch(&mut queue, &self.shared.policy, Instant::now()) {
                 Next::Run(jobs) => {
                     let more = !queue.jobs.is_empty();
-                    self.shared
-                        .gauge(m::QUEUE_DEPTH)
-                        .set(queue.jobs.len() as f64);
+                    self.shared.metrics.queue_depth.set(queue.jobs.len() as f64);
                     drop(queue);
                     if more {
                         self.shared.wake.notify_one();
@@ -364,11 +341,10 @@ impl Worker {
         });
         let ran = Instant::now();
         let compute = ran - started;
-        self.shared
-            .histogram(m::COMPUTE_SECONDS)
-            .record(compute.as_secs_f64());
-        self.shared.histogram(m::BATCH_SIZE).record(rows as f64);
-        self.shared.counter(m::EXECUTIONS).increment(1);
+        let metrics = &self.shared.metrics;
+        metrics.compute_seconds.record(compute.as_secs_f64());
+        metrics.batch_size.record(rows as f64);
+        metrics.executions.increment(1);
         let requests = jobs.len() as u64;
         let replies = match result {
             Ok(()) => self.split_outputs(jobs, rows, started, compute),
@@ -636,12 +612,12 @@ mod tests {
         // No workers: nothing leaves the queue.
         let scheduler = Scheduler::start(
             "m",
-            1,
             Vec::new(),
             1,
             policy,
             2,
             Arc::new(ModelStats::default()),
+            Arc::new(ModelMetrics::new("m", 1)),
         );
         let now = Instant::now();
         let (a, _ra) = job(1, now);
@@ -691,12 +667,12 @@ mod tests {
         let runner: Box<dyn Runner> = Box::new(PanicsOnce { panicked: false });
         let scheduler = Scheduler::start(
             "m",
-            1,
             vec![runner],
             1,
             policy,
             8,
             Arc::new(ModelStats::default()),
+            Arc::new(ModelMetrics::new("m", 1)),
         );
         let (first, first_reply) = job(1, Instant::now());
         let (second, second_reply) = job(1, Instant::now());

@@ -1,22 +1,25 @@
 //! The protocol-neutral server: what both front ends call. It checks requests against
 //! the model, preprocesses encoded images, queues jobs, and shapes responses.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ferroserve_core::cache::{CacheKey, ResponseCache};
 use ferroserve_core::classification::{is_probability_distribution, softmax_in_place, top_k};
 use ferroserve_core::{DataType, ImagePreprocessing, ModelConfig, ModelRepository};
 use tokio::sync::oneshot;
 
+use crate::cache;
 use crate::error::ServeError;
 use crate::infer::{
     ClassifiedAs, InferInput, InferOutput, InferRequest, InferResponse, InputData, ModelMetadata,
     OutputData, RepositoryEntry, RequestedOutput, TensorMetadata,
 };
-use crate::metrics as m;
+use crate::metrics::{self as m, ModelMetrics};
 use crate::models::{LoadOptions, ModelManager, ServedModel};
 use crate::preprocess::PreprocessPool;
 use crate::scheduler::{Job, JobResult, JobTensor};
@@ -72,12 +75,16 @@ pub struct ServerOptions {
     pub load: LoadOptions,
     /// Threads decoding and preprocessing images.
     pub preprocess_threads: usize,
+    /// Bytes the response cache may hold; 0 turns it off. Only models whose
+    /// configuration sets `response_cache { enable: true }` use it.
+    pub cache_bytes: usize,
 }
 
 /// The server state shared by the HTTP and gRPC front ends.
 pub struct Server {
     models: ModelManager,
     preprocess: PreprocessPool,
+    cache: Option<ResponseCache>,
     control_mode: ModelControlMode,
     /// [`STARTING`], [`READY`] or [`STOPPING`].
     state: AtomicU8,
@@ -108,6 +115,10 @@ impl Server {
                 options.preprocess_threads,
                 64 * options.preprocess_threads.max(1),
             ),
+            cache: (options.cache_bytes > 0).then(|| {
+                let shards = 4 * std::thread::available_parallelism().map_or(1, |n| n.get());
+                ResponseCache::new(options.cache_bytes, shards)
+            }),
             control_mode: options.control_mode,
             state: AtomicU8::new(STARTING),
         }))
@@ -313,26 +324,61 @@ impl Server {
     ) -> Result<InferResponse, ServeError> {
         let started = Instant::now();
         let outputs = requested_outputs(served, &request.outputs)?;
-        let (inputs, rows) = self.job_inputs(served, &request.inputs).await?;
-        let result = submit(served, inputs, rows, request.timeout, started).await;
-        let labels = [
-            ("model", served.model.name.clone()),
-            ("version", served.model.version.to_string()),
-        ];
-        let (ok, queued) = match &result {
-            Ok(r) => (true, r.queued),
-            Err(_) => (false, Duration::ZERO),
+        let compute = async {
+            let (inputs, rows) = self.job_inputs(served, &request.inputs).await?;
+            submit(served, inputs, rows, request.timeout, started).await
         };
-        served.stats.request(ok, rows, started.elapsed(), queued);
-        let result = result?;
-        metrics::histogram!(m::QUEUE_SECONDS, &labels).record(result.queued.as_secs_f64());
-        metrics::counter!(m::INFERENCES, &labels).increment(rows as u64);
+        let key = || cache::request_key(served, &request.inputs);
+        let result = self.through_cache(served, key, compute).await;
+        let rows = batch_rows(served, &request.inputs);
+        record(served, &result, rows, started);
         Ok(InferResponse {
             model: served.model.name.clone(),
             version: served.model.version,
             id: request.id,
-            outputs: shape_outputs(served, &outputs, result),
+            outputs: shape_outputs(served, &outputs, result?),
         })
+    }
+
+    /// The model's outputs from the response cache when the model uses it and holds
+    /// them; else from `compute`, stored for next time when it succeeds.
+    async fn through_cache(
+        &self,
+        served: &ServedModel,
+        key: impl FnOnce() -> Option<CacheKey>,
+        compute: impl Future<Output = Result<JobResult, ServeError>>,
+    ) -> Result<JobResult, ServeError> {
+        let cache = self.cache.as_ref().filter(|_| served.caches_responses());
+        let lookup = Instant::now();
+        let Some((cache, key)) = cache.zip(key()) else {
+            return compute.await;
+        };
+        if let Some(outputs) = cache.get(&key).and_then(cache::decode) {
+            served.stats.cache_hit(lookup.elapsed());
+            served.metrics.cache_hits.increment(1);
+            return Ok(JobResult {
+                outputs,
+                queued: Duration::ZERO,
+                compute: Duration::ZERO,
+            });
+        }
+        let missed = lookup.elapsed();
+        served.metrics.cache_misses.increment(1);
+        let result = compute.await?;
+        let storing = Instant::now();
+        cache.insert(key, cache::encode(&result.outputs));
+        served.stats.cache_miss(missed + storing.elapsed());
+        Ok(result)
+    }
+
+    /// Response cache gauges and counters, brought up to date (before a metrics scrape).
+    pub fn publish_cache_metrics(&self) {
+        if let Some(cache) = &self.cache {
+            let stats = cache.stats();
+            metrics::counter!(m::CACHE_EVICTIONS).absolute(stats.evictions);
+            metrics::gauge!(m::CACHE_ENTRIES).set(cache.len() as f64);
+            metrics::gauge!(m::CACHE_BYTES).set(cache.size_bytes() as f64);
+        }
     }
 
     /// Checks the request's inputs against the model and lays them out in engine order,
@@ -470,7 +516,9 @@ impl Server {
         })?;
         let started = Instant::now();
         let data = self.preprocess.preprocess(settings, images).await?;
-        metrics::histogram!(m::PREPROCESS_SECONDS, "model" => model.name.clone(), "version" => model.version.to_string())
+        served
+            .metrics
+            .preprocess_seconds
             .record(started.elapsed().as_secs_f64());
         let mut shape = Vec::with_capacity(4);
         if model.max_batch_size() > 0 {
@@ -519,16 +567,15 @@ impl Server {
             )));
         }
         let started = Instant::now();
-        let tensor = self
-            .image_batch(served, &settings, std::slice::from_ref(&image))
-            .await?;
-        let result = submit(served, vec![tensor], 1, None, started).await;
-        served.stats.request(
-            result.is_ok(),
-            1,
-            started.elapsed(),
-            result.as_ref().map_or(Duration::ZERO, |r| r.queued),
-        );
+        let compute = async {
+            let tensor = self
+                .image_batch(served, &settings, std::slice::from_ref(&image))
+                .await?;
+            submit(served, vec![tensor], 1, None, started).await
+        };
+        let key = || Some(cache::image_key(served, &image));
+        let result = self.through_cache(served, key, compute).await;
+        record(served, &result, 1, started);
         let result = result?;
         let output = &result.outputs[0];
         if output.dtype != DataType::Fp32 {
@@ -564,7 +611,7 @@ impl Server {
 /// mid-request), records its outcome and duration.
 struct RequestTracker {
     started: Instant,
-    labels: Option<[(&'static str, String); 2]>,
+    metrics: Option<Arc<ModelMetrics>>,
     outcome: &'static str,
 }
 
@@ -573,16 +620,13 @@ impl RequestTracker {
         metrics::gauge!(m::INFLIGHT).increment(1.0);
         RequestTracker {
             started: Instant::now(),
-            labels: None,
+            metrics: None,
             outcome: "cancelled",
         }
     }
 
     fn model(&mut self, served: &ServedModel) {
-        self.labels = Some([
-            ("model", served.model.name.clone()),
-            ("version", served.model.version.to_string()),
-        ]);
+        self.metrics = Some(served.metrics.clone());
     }
 
     fn finish<T>(&mut self, result: &Result<T, ServeError>) {
@@ -596,16 +640,43 @@ impl RequestTracker {
 impl Drop for RequestTracker {
     fn drop(&mut self) {
         metrics::gauge!(m::INFLIGHT).decrement(1.0);
-        if let Some(labels) = &self.labels {
-            let with_outcome = [
-                labels[0].clone(),
-                labels[1].clone(),
-                ("outcome", self.outcome.to_string()),
-            ];
-            metrics::counter!(m::REQUESTS, &with_outcome).increment(1);
-            metrics::histogram!(m::REQUEST_SECONDS, labels)
+        if let Some(metrics) = &self.metrics {
+            match self.outcome {
+                "success" => metrics.succeeded.increment(1),
+                failed => metrics.failed(failed).increment(1),
+            }
+            metrics
+                .request_seconds
                 .record(self.started.elapsed().as_secs_f64());
         }
+    }
+}
+
+/// Records a finished request in the model's statistics and metrics.
+fn record(
+    served: &ServedModel,
+    result: &Result<JobResult, ServeError>,
+    rows: usize,
+    started: Instant,
+) {
+    let queued = result.as_ref().map_or(Duration::ZERO, |r| r.queued);
+    served
+        .stats
+        .request(result.is_ok(), rows, started.elapsed(), queued);
+    if result.is_ok() {
+        served.metrics.queue_seconds.record(queued.as_secs_f64());
+        served.metrics.inferences.increment(rows as u64);
+    }
+}
+
+/// The batch rows of a request: the first dimension of its first input when the model
+/// batches.
+fn batch_rows(served: &ServedModel, inputs: &[InferInput]) -> usize {
+    match inputs.first() {
+        Some(input) if served.model.max_batch_size() > 0 => {
+            input.shape.first().copied().unwrap_or(1)
+        }
+        _ => 1,
     }
 }
 

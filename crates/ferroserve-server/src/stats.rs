@@ -45,6 +45,8 @@ pub struct ModelStats {
     compute_input: DurationCounter,
     compute_infer: DurationCounter,
     compute_output: DurationCounter,
+    cache_hit: DurationCounter,
+    cache_miss: DurationCounter,
     /// Per batch size: compute input, infer and output times.
     batches: Mutex<BTreeMap<usize, [StatisticDuration; 3]>>,
 }
@@ -64,6 +66,16 @@ impl ModelStats {
             .unwrap_or_default();
         self.last_inference_ms
             .store(now.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Records a response cache hit and the time the lookup took.
+    pub fn cache_hit(&self, lookup: Duration) {
+        self.cache_hit.add(1, lookup);
+    }
+
+    /// Records a response cache miss and the time the lookup and the insertion took.
+    pub fn cache_miss(&self, lookup_and_insert: Duration) {
+        self.cache_miss.add(1, lookup_and_insert);
     }
 
     /// Records one engine execution of a batch of `batch_size` rows serving `requests`
@@ -104,8 +116,8 @@ impl ModelStats {
                 compute_input: self.compute_input.read(),
                 compute_infer: self.compute_infer.read(),
                 compute_output: self.compute_output.read(),
-                cache_hit: StatisticDuration::default(),
-                cache_miss: StatisticDuration::default(),
+                cache_hit: self.cache_hit.read(),
+                cache_miss: self.cache_miss.read(),
             },
             batch_stats: batches
                 .iter()

@@ -47,6 +47,7 @@ fn options(repository: PathBuf, control_mode: ModelControlMode) -> ServerOptions
             max_queue_size: 64,
         },
         preprocess_threads: 2,
+        cache_bytes: 1 << 20,
     }
 }
 

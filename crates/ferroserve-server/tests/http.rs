@@ -41,6 +41,7 @@ fn options(
             max_queue_size: 64,
         },
         preprocess_threads: 2,
+        cache_bytes: 1 << 20,
     }
 }
 
@@ -88,7 +89,7 @@ fn shared() -> &'static Shared {
                 let shared = Shared {
                     base: serve(router(server.clone(), HttpLimits::default())).await,
                     small_base: serve(router(server.clone(), small)).await,
-                    metrics_base: serve(metrics_router(handle)).await,
+                    metrics_base: serve(metrics_router(handle, server.clone())).await,
                 };
                 started.send(shared).unwrap();
                 std::future::pending::<()>().await
@@ -1153,10 +1154,13 @@ async fn oversized_bodies_are_refused_with_413() {
 struct TempRepository(PathBuf);
 
 impl TempRepository {
-    /// A repository holding only `model` of the bundled one.
-    fn with_bundled(model: &str) -> Self {
-        let root =
-            std::env::temp_dir().join(format!("ferroserve-http-{model}-{}", std::process::id()));
+    /// A repository holding only `model` of the bundled one, in a folder of its own
+    /// for the test `test`.
+    fn with_bundled(model: &str, test: &str) -> Self {
+        let root = std::env::temp_dir().join(format!(
+            "ferroserve-http-{test}-{model}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&root);
         copy_dir(&repo_root().join("models").join(model), &root.join(model));
         TempRepository(root)
@@ -1184,7 +1188,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test]
 async fn repository_api_in_explicit_mode() {
-    let repository = TempRepository::with_bundled(MODEL);
+    let repository = TempRepository::with_bundled(MODEL, "explicit");
     let options = options(repository.0.clone(), ModelControlMode::Explicit, Vec::new());
     let server: Arc<Server> = tokio::task::spawn_blocking(move || Server::start(options))
         .await
@@ -1355,4 +1359,131 @@ async fn repository_api_in_explicit_mode() {
     tokio::task::spawn_blocking(move || server.shutdown())
         .await
         .unwrap();
+}
+
+/// The model statistics of `model` at `base`.
+async fn model_stats(client: &Client, base: &str, model: &str) -> Value {
+    let json: Value = client
+        .get(format!("{base}/v2/models/{model}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    json["model_stats"][0].clone()
+}
+
+#[tokio::test]
+async fn the_response_cache_answers_repeated_requests_without_running_the_model() {
+    let metrics_base = &shared().metrics_base;
+    let repository = TempRepository::with_bundled(MODEL, "cache");
+    let config = repository.0.join(MODEL).join("config.pbtxt");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\nresponse_cache { enable: true }\n");
+    std::fs::write(&config, text).unwrap();
+    let options = options(repository.0.clone(), ModelControlMode::None, Vec::new());
+    let server: Arc<Server> = tokio::task::spawn_blocking(move || Server::start(options))
+        .await
+        .unwrap()
+        .unwrap();
+    let base = serve(router(server.clone(), HttpLimits::default())).await;
+    let client = Client::new();
+    let infer = |image: &'static str, outputs: Value| {
+        let client = client.clone();
+        let path = format!("{base}/v2/models/{MODEL}/infer");
+        async move {
+            let input = reference_input(image);
+            let header = json!({
+                "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                            "parameters": {"binary_data_size": input.len()}}],
+                "outputs": outputs
+            });
+            let (body, length) = binary_body(&header, &[&input]);
+            let response = client
+                .post(path)
+                .header(HEADER_LENGTH, length)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            split_response(response).await
+        }
+    };
+    let raw = || json!([{"name": "logits", "parameters": {"binary_data": true}}]);
+
+    let (status, _, first) = infer("cat.jpg", raw()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, second) = infer("cat.jpg", raw()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first, second);
+    assert_matches_reference("cat.jpg", &f32s(&second));
+    // Asking for classes instead of the tensor is served from the same entry.
+    let (status, json, _) = infer(
+        "cat.jpg",
+        json!([{"name": "logits", "parameters": {"classification": 2}}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let top = json["outputs"][0]["data"][0].as_str().unwrap();
+    assert!(top.ends_with(":tiger cat"), "{top}");
+    // A different image is a miss and gets its own answer.
+    let (status, _, coffee) = infer("coffee.jpg", raw()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_matches_reference("coffee.jpg", &f32s(&coffee));
+
+    // An encoded image: preprocessing is skipped too on a hit.
+    let photo = std::fs::read(images().join("cat.jpg")).unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = client
+            .post(format!("{base}/v2/models/{MODEL}/classify?top_k=1"))
+            .body(photo.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        answers.push(response.json::<Value>().await.unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+
+    let stats = model_stats(&client, &base, MODEL).await;
+    let infer_stats = &stats["inference_stats"];
+    assert_eq!(infer_stats["cache_hit"]["count"], 3, "{stats}");
+    assert_eq!(infer_stats["cache_miss"]["count"], 3, "{stats}");
+    assert_eq!(infer_stats["success"]["count"], 6, "{stats}");
+    assert_eq!(stats["inference_count"], 6, "{stats}");
+    assert_eq!(stats["execution_count"], 3, "{stats}");
+
+    let text = client
+        .get(format!("{metrics_base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hits = text
+        .lines()
+        .find(|l| l.starts_with("ferroserve_cache_lookups_total") && l.contains("result=\"hit\""))
+        .unwrap_or_else(|| panic!("no cache hit counter: {text}"));
+    let count: f64 = hits.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 2.0, "{hits}");
+    server.shutdown();
+}
+
+#[tokio::test]
+async fn models_without_the_opt_in_are_not_cached() {
+    let client = Client::new();
+    let base = &shared().base;
+    let before = model_stats(&client, base, MODEL).await;
+    assert_still_serves(&client).await;
+    assert_still_serves(&client).await;
+    let after = model_stats(&client, base, MODEL).await;
+    for counter in ["cache_hit", "cache_miss"] {
+        assert_eq!(after["inference_stats"][counter]["count"], 0, "{after}");
+    }
+    let executions =
+        after["execution_count"].as_u64().unwrap() - before["execution_count"].as_u64().unwrap();
+    assert!(executions >= 2, "{before} -> {after}");
 }

@@ -73,6 +73,7 @@ fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
             max_queue_size: 16,
         },
         preprocess_threads: 1,
+        cache_bytes: 1 << 20,
     };
     let server: Arc<Server> = Server::start(options).unwrap();
     assert_eq!(served_version(&server), 1);

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "FERROSERVE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_request_bytes: usize,
+    /// Bytes the response cache may hold, shared by the models whose config.pbtxt sets
+    /// `response_cache { enable: true }`; 0 turns the cache off.
+    #[arg(long, env = "FERROSERVE_CACHE_SIZE", default_value_t = 64 * 1024 * 1024)]
+    cache_size: usize,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -91,6 +95,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_queue_size: args.max_queue_size,
         },
         preprocess_threads: args.preprocess_threads.unwrap_or(cores),
+        cache_bytes: args.cache_size,
     };
     // Bind first, so that a taken port fails before minutes of model loading.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -160,7 +165,7 @@ async fn serve(
     let metrics_task = tokio::spawn(
         axum::serve(
             metrics_listener.tap_io(no_delay),
-            ferroserve_server::http::metrics_router(metrics),
+            ferroserve_server::http::metrics_router(metrics, server.clone()),
         )
         .with_graceful_shutdown(wait(shutdown.clone()))
         .into_future(),

@@ -113,11 +113,12 @@ fn model_route(
 }
 
 /// `GET /metrics` in the Prometheus text format, for the separate metrics port.
-pub fn metrics_router(handle: PrometheusHandle) -> Router {
+pub fn metrics_router(handle: PrometheusHandle, server: Arc<Server>) -> Router {
     Router::new()
         .route(
             "/metrics",
             get(move || {
+                server.publish_cache_metrics();
                 let text = handle.render();
                 async move {
                     (

@@ -1,0 +1,167 @@
+//! The response cache in the request path: what a request's key is made of, and how a
+//! model's outputs are stored as one payload and read back without copying.
+//!
+//! The cache stores the engine's outputs, all of them, before the response picks and
+//! shapes them: the requested outputs and the classification count are applied after a
+//! hit, so they are not part of the key and requests that differ only in them share one
+//! entry.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferroserve_core::cache::{CacheKey, CacheKeyBuilder};
+use ferroserve_core::DataType;
+
+use crate::infer::{InferInput, InputData};
+use crate::models::ServedModel;
+use crate::scheduler::JobTensor;
+
+/// The key of an inference request: the model load and every input as sent (name,
+/// datatype, shape, contents; encoded images before preprocessing), in the order the
+/// configuration declares the inputs. `None` when the request names an input the model
+/// does not have (it fails validation anyway).
+pub fn request_key(served: &ServedModel, inputs: &[InferInput]) -> Option<CacheKey> {
+    let declared = &served.model.config.input;
+    if inputs
+        .iter()
+        .any(|input| !declared.iter().any(|d| d.name == input.name))
+    {
+        return None;
+    }
+    let mut key = model_key(served);
+    for declaration in declared {
+        let Some(input) = inputs.iter().find(|i| i.name == declaration.name) else {
+            continue;
+        };
+        match &input.data {
+            InputData::Raw(data) => key.input(&input.name, input.dtype.name(), &input.shape, data),
+            InputData::Strings(elements) => key.bytes_input(&input.name, &input.shape, elements),
+        };
+    }
+    Some(key.finish())
+}
+
+/// The key of `/classify` on one encoded image. It equals the key of an inference
+/// request sending the image as the model's `BYTES` input of shape `[1]`: both run the
+/// same preprocessing and model.
+pub fn image_key(served: &ServedModel, image: &Bytes) -> CacheKey {
+    let name = served.model.encoded_image_input.as_deref().unwrap_or("");
+    model_key(served)
+        .bytes_input(name, &[1], std::slice::from_ref(image))
+        .finish()
+}
+
+fn model_key(served: &ServedModel) -> CacheKeyBuilder {
+    let mut key = CacheKeyBuilder::new();
+    key.model(&served.model.name, served.model.version, served.load_id);
+    key
+}
+
+/// The outputs as one payload: per tensor its datatype, shape and bytes, each
+/// length-prefixed.
+pub fn encode(outputs: &[JobTensor]) -> Arc<[u8]> {
+    let size: usize = outputs
+        .iter()
+        .map(|t| 1 + 8 * (2 + t.shape.len()) + t.data.len())
+        .sum();
+    let mut payload = Vec::with_capacity(8 + size);
+    payload.extend_from_slice(&(outputs.len() as u64).to_le_bytes());
+    for tensor in outputs {
+        payload.push(datatype_code(tensor.dtype));
+        payload.extend_from_slice(&(tensor.shape.len() as u64).to_le_bytes());
+        for &dim in &tensor.shape {
+            payload.extend_from_slice(&(dim as u64).to_le_bytes());
+        }
+        payload.extend_from_slice(&(tensor.data.len() as u64).to_le_bytes());
+        payload.extend_from_slice(&tensor.data);
+    }
+    payload.into()
+}
+
+/// The outputs stored by [`encode`]; their data are slices of the payload, not copies.
+/// `None` if the payload is malformed (it never is, unless [`encode`] changed).
+pub fn decode(payload: Arc<[u8]>) -> Option<Vec<JobTensor>> {
+    let bytes = Bytes::from_owner(payload);
+    let mut reader = Reader { bytes, at: 0 };
+    let count = reader.u64()?;
+    (0..count)
+        .map(|_| {
+            let dtype = *DataType::ALL.get(reader.take(1)?[0] as usize)?;
+            let rank = reader.u64()?;
+            let shape = (0..rank)
+                .map(|_| reader.u64())
+                .collect::<Option<Vec<usize>>>()?;
+            let len = reader.u64()?;
+            let data = reader.take(len)?;
+            Some(JobTensor { dtype, shape, data })
+        })
+        .collect()
+}
+
+fn datatype_code(dtype: DataType) -> u8 {
+    DataType::ALL
+        .iter()
+        .position(|&t| t == dtype)
+        .expect("every datatype is in DataType::ALL") as u8
+}
+
+struct Reader {
+    bytes: Bytes,
+    at: usize,
+}
+
+impl Reader {
+    fn take(&mut self, len: usize) -> Option<Bytes> {
+        let end = self
+            .at
+            .checked_add(len)
+            .filter(|&e| e <= self.bytes.len())?;
+        let slice = self.bytes.slice(self.at..end);
+        self.at = end;
+        Some(slice)
+    }
+
+    fn u64(&mut self) -> Option<usize> {
+        let raw = self.take(8)?;
+        usize::try_from(u64::from_le_bytes(raw[..].try_into().ok()?)).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_round_trip() {
+        let outputs = vec![
+            JobTensor {
+                dtype: DataType::Fp32,
+                shape: vec![2, 3],
+                data: Bytes::from((0u8..24).collect::<Vec<_>>()),
+            },
+            JobTensor {
+                dtype: DataType::Int64,
+                shape: vec![],
+                data: Bytes::from_static(&[7, 0, 0, 0, 0, 0, 0, 0]),
+            },
+        ];
+        let decoded = decode(encode(&outputs)).expect("decodes");
+        assert_eq!(decoded.len(), 2);
+        for (a, b) in decoded.iter().zip(&outputs) {
+            assert_eq!((a.dtype, &a.shape, &a.data), (b.dtype, &b.shape, &b.data));
+        }
+    }
+
+    #[test]
+    fn truncated_payloads_are_refused() {
+        let outputs = vec![JobTensor {
+            dtype: DataType::Fp32,
+            shape: vec![4],
+            data: Bytes::from(vec![1u8; 16]),
+        }];
+        let payload = encode(&outputs);
+        for len in 0..payload.len() {
+            assert!(decode(payload[..len].into()).is_none(), "length {len}");
+        }
+    }
+}
