@@ -25,6 +25,12 @@ pub trait Engine: Send + Sync {
     fn outputs(&self) -> &[TensorSpec];
     /// Creates the per-worker state that runs the model.
     fn runner(&self) -> Result<Box<dyn Runner>, EngineError>;
+    /// Like [`runner`](Self::runner), with `threads` intra-op threads instead of the
+    /// engine's setting, for an engine that has such threads (the default ignores it).
+    fn runner_with_threads(&self, threads: usize) -> Result<Box<dyn Runner>, EngineError> {
+        let _ = threads;
+        self.runner()
+    }
 }
 
 /// One worker's handle on a model: runs one batch at a time.

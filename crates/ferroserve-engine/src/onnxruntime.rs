@@ -194,10 +194,16 @@ impl Engine for OnnxRuntimeEngine {
     }
 
     fn runner(&self) -> Result<Box<dyn Runner>, EngineError> {
-        let first = self.first_session.lock().ok().and_then(|mut s| s.take());
+        self.runner_with_threads(self.threads)
+    }
+
+    fn runner_with_threads(&self, threads: usize) -> Result<Box<dyn Runner>, EngineError> {
+        let first = (threads == self.threads)
+            .then(|| self.first_session.lock().ok().and_then(|mut s| s.take()))
+            .flatten();
         let session = match first {
             Some(session) => session,
-            None => build_session(&self.environment, &self.model, self.threads)
+            None => build_session(&self.environment, &self.model, threads.max(1))
                 .map_err(|e| load_error(&self.path, e))?,
         };
         Ok(Box::new(OnnxRuntimeRunner {

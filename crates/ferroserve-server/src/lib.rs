@@ -13,6 +13,7 @@ pub mod preprocess;
 pub mod scheduler;
 pub mod server;
 pub mod stats;
+pub mod tune;
 
 pub use error::ServeError;
 pub use server::{ModelControlMode, Server, ServerOptions};

@@ -1,11 +1,15 @@
 //! Prometheus metrics: every name, unit and bucket layout in one place. Labels: `model`
 //! and `version` on everything per model.
 
+use std::time::Duration;
+
 use metrics::{
     describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
 };
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+use crate::models::Arrangement;
 
 /// Requests answered, labelled `outcome` = `success` or the error kind.
 pub const REQUESTS: &str = "ferroserve_requests_total";
@@ -29,6 +33,11 @@ pub const BATCH_SIZE: &str = "ferroserve_batch_size";
 pub const QUEUE_DEPTH: &str = "ferroserve_queue_depth";
 /// Inference requests being served.
 pub const INFLIGHT: &str = "ferroserve_inflight_requests";
+/// The tuner's choice: instances, threads per instance, largest batch, queue delay.
+pub const TUNED_INSTANCES: &str = "ferroserve_tuned_instances";
+pub const TUNED_THREADS: &str = "ferroserve_tuned_threads_per_instance";
+pub const TUNED_MAX_BATCH: &str = "ferroserve_tuned_max_batch_size";
+pub const TUNED_QUEUE_DELAY: &str = "ferroserve_tuned_queue_delay_seconds";
 /// Response cache lookups, labelled `result` = `hit` or `miss`.
 pub const CACHE_LOOKUPS: &str = "ferroserve_cache_lookups_total";
 /// Entries the response cache removed to make room.
@@ -98,6 +107,17 @@ pub fn install() -> Result<PrometheusHandle, String> {
         CACHE_EVICTIONS,
         "Entries the response cache removed to make room"
     );
+    describe_gauge!(TUNED_INSTANCES, "Model instances the tuner runs");
+    describe_gauge!(
+        TUNED_THREADS,
+        "Intra-op threads per instance the tuner chose"
+    );
+    describe_gauge!(TUNED_MAX_BATCH, "Largest batch the tuner allows");
+    describe_gauge!(
+        TUNED_QUEUE_DELAY,
+        Unit::Seconds,
+        "Queue delay the tuner allows for a batch to fill"
+    );
     describe_gauge!(CACHE_ENTRIES, "Entries in the response cache");
     describe_gauge!(
         CACHE_BYTES,
@@ -152,6 +172,15 @@ impl ModelMetrics {
             cache_misses: metrics::counter!(CACHE_LOOKUPS, &result("miss")),
             labels,
         }
+    }
+
+    /// Publishes the tuner's current choice.
+    pub fn tuned(&self, arrangement: Arrangement, max_batch: usize, delay: Duration) {
+        let labels = &self.labels;
+        metrics::gauge!(TUNED_INSTANCES, labels).set(arrangement.instances as f64);
+        metrics::gauge!(TUNED_THREADS, labels).set(arrangement.threads as f64);
+        metrics::gauge!(TUNED_MAX_BATCH, labels).set(max_batch as f64);
+        metrics::gauge!(TUNED_QUEUE_DELAY, labels).set(delay.as_secs_f64());
     }
 
     /// The request counter of a failed outcome (an error kind); registered on first use.

@@ -15,8 +15,9 @@ use ferroserve_engine::{EngineKind, EngineOptions};
 use crate::error::ServeError;
 use crate::infer::RepositoryEntry;
 use crate::metrics::ModelMetrics;
-use crate::scheduler::{BatchPolicy, Scheduler};
+use crate::scheduler::{BatchPolicy, Scheduler, SchedulerOptions};
 use crate::stats::ModelStats;
+use crate::tune::LatencyWindow;
 
 /// How models are loaded.
 #[derive(Debug, Clone)]
@@ -28,6 +29,58 @@ pub struct LoadOptions {
     pub intra_op_threads: Option<usize>,
     /// Jobs a model's queue holds when its configuration sets no `max_queue_size`.
     pub max_queue_size: usize,
+    /// Load every arrangement of instances a tuner may choose among (see
+    /// [`Arrangement::candidates`]) instead of the configuration's instance group.
+    pub tune: bool,
+    /// Techniques turned off, to measure what each is worth.
+    pub naive: Naive,
+}
+
+/// Serving techniques that can be turned off (`ferroserve serve --naive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Naive {
+    /// One instance using every core: one request computed at a time.
+    pub one_instance: bool,
+    /// Input and output buffers allocated per run instead of reused.
+    pub fresh_buffers: bool,
+    /// No dynamic batching, whatever the configuration says.
+    pub no_batching: bool,
+}
+
+/// How a model's engine runs on the cores: `instances` sessions, each of `threads`
+/// intra-op threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrangement {
+    pub instances: usize,
+    pub threads: usize,
+}
+
+impl Arrangement {
+    /// What a tuner chooses among on `cores` cores: from one instance per core (most
+    /// throughput when every core is busy) down to one instance on all cores (lowest
+    /// latency for a lone request), halving the instances each step.
+    pub fn candidates(cores: usize) -> Vec<Arrangement> {
+        let cores = cores.max(1);
+        let mut instances = cores;
+        let mut all = Vec::new();
+        while instances >= 1 {
+            all.push(Arrangement {
+                instances,
+                threads: (cores / instances).max(1),
+            });
+            if instances == 1 {
+                break;
+            }
+            instances /= 2;
+        }
+        all
+    }
+}
+
+impl std::fmt::Display for Arrangement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.instances, self.threads)
+    }
 }
 
 /// One model version loaded, warmed up and accepting jobs.
@@ -37,6 +90,10 @@ pub struct ServedModel {
     pub stats: Arc<ModelStats>,
     pub preprocessing: Option<Arc<ImagePreprocessing>>,
     pub metrics: Arc<ModelMetrics>,
+    /// The instance groups of the scheduler, in its order; the first starts active.
+    pub arrangements: Vec<Arrangement>,
+    /// Latencies of the current tuning window, when the server tunes itself.
+    pub latencies: Option<LatencyWindow>,
     /// Unique to this load: two loads of one version (say, after a configuration change)
     /// never share response cache entries.
     pub load_id: u64,
@@ -52,25 +109,28 @@ impl ServedModel {
             .is_some_and(|c| c.enable)
     }
 
-    fn start(model: LoadedModel, options: &LoadOptions) -> Result<Self, String> {
-        let instances: usize = model
-            .config
-            .instance_group
-            .iter()
-            .map(|g| g.count as usize)
-            .sum();
-        let instances = instances.max(1);
-        let runners = (0..instances)
-            .map(|_| model.engine.runner().map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut runners = runners;
-        for runner in &mut runners {
-            warm_up(&model, runner.as_mut())?;
+    fn start(
+        model: LoadedModel,
+        arrangements: Vec<Arrangement>,
+        options: &LoadOptions,
+    ) -> Result<Self, String> {
+        let mut groups = Vec::with_capacity(arrangements.len());
+        for arrangement in &arrangements {
+            let mut runners = Vec::with_capacity(arrangement.instances);
+            for _ in 0..arrangement.instances {
+                let mut runner = model
+                    .engine
+                    .runner_with_threads(arrangement.threads)
+                    .map_err(|e| e.to_string())?;
+                warm_up(&model, runner.as_mut())?;
+                runners.push(runner);
+            }
+            groups.push(runners);
         }
         let config = &model.config;
         let max_batch = config.max_batch_size() as usize;
         let policy = match &config.dynamic_batching {
-            Some(batching) if max_batch > 0 => BatchPolicy {
+            Some(batching) if max_batch > 0 && !options.naive.no_batching => BatchPolicy {
                 dynamic: true,
                 max_batch,
                 preferred: {
@@ -102,10 +162,13 @@ impl ServedModel {
         let metrics = Arc::new(ModelMetrics::new(&model.name, model.version));
         let scheduler = Scheduler::start(
             &model.name,
-            runners,
+            groups,
             model.engine.outputs().len(),
-            policy,
-            capacity,
+            SchedulerOptions {
+                policy,
+                capacity,
+                reuse_buffers: !options.naive.fresh_buffers,
+            },
             stats.clone(),
             metrics.clone(),
         );
@@ -117,6 +180,8 @@ impl ServedModel {
             stats,
             preprocessing,
             metrics,
+            arrangements,
+            latencies: options.tune.then(LatencyWindow::new),
             load_id: LOADS.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -264,29 +329,43 @@ impl ModelManager {
                 "model '{name}' has no version folder with a model file"
             ));
         }
-        let mut engine_options = self.options.engine_options.clone();
-        let mut versions = BTreeMap::new();
-        for version in &description.versions {
-            let instances = description
-                .config
-                .as_ref()
-                .map(|c| {
-                    c.instance_group
-                        .iter()
-                        .map(|g| g.count as usize)
-                        .sum::<usize>()
-                })
-                .unwrap_or(0)
-                .max(1);
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            engine_options.intra_op_threads = self
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let configured = description
+            .config
+            .as_ref()
+            .map(|c| {
+                c.instance_group
+                    .iter()
+                    .map(|g| g.count as usize)
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+            .max(1);
+        let instances = if self.options.naive.one_instance {
+            1
+        } else {
+            configured
+        };
+        let configured = Arrangement {
+            instances,
+            threads: self
                 .options
                 .intra_op_threads
-                .unwrap_or((cores / instances).max(1));
+                .unwrap_or((cores / instances).max(1)),
+        };
+        let arrangements = if self.options.tune {
+            Arrangement::candidates(cores)
+        } else {
+            vec![configured]
+        };
+        let mut engine_options = self.options.engine_options.clone();
+        engine_options.intra_op_threads = arrangements[0].threads;
+        let mut versions = BTreeMap::new();
+        for version in &description.versions {
             let model =
                 LoadedModel::load(&description, version, self.options.engine, &engine_options)
                     .map_err(|e| format!("version {}: {e}", version.version))?;
-            let served = ServedModel::start(model, &self.options)
+            let served = ServedModel::start(model, arrangements.clone(), &self.options)
                 .map_err(|e| format!("version {}: {e}", version.version))?;
             versions.insert(version.version, Arc::new(served));
         }

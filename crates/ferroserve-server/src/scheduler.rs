@@ -153,10 +153,26 @@ fn next_batch(queue: &mut Queue, policy: &BatchPolicy, now: Instant) -> Next {
     Next::Run(queue.jobs.drain(..take).collect())
 }
 
+/// What the workers change under one lock: the queue, and the settings a tuner may
+/// change while jobs flow.
+struct State {
+    queue: Queue,
+    settings: Settings,
+}
+
+/// How a scheduler runs its jobs now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Which group of instances takes jobs (an index into the groups given to
+    /// [`Scheduler::start`]); the others idle.
+    pub instances: usize,
+    pub policy: BatchPolicy,
+}
+
 struct Shared {
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    policy: BatchPolicy,
+    state: Mutex<State>,
+    /// One per instance group, so that waking a worker never wakes an idle group's.
+    wake: Vec<Condvar>,
     capacity: usize,
     /// The model's name, for errors.
     model: String,
@@ -164,8 +180,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_all(&self) {
+        for wake in &self.wake {
+            wake.notify_all();
+        }
     }
 }
 
@@ -175,45 +197,64 @@ pub struct Scheduler {
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// How a scheduler starts.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub policy: BatchPolicy,
+    /// Most jobs waiting; more are refused.
+    pub capacity: usize,
+    /// Whether workers keep their input and output buffers from run to run (`false`
+    /// allocates them per run: the `--naive` server).
+    pub reuse_buffers: bool,
+}
+
 impl Scheduler {
-    /// Starts one worker thread per runner. `capacity` bounds the jobs waiting.
+    /// Starts one worker thread per runner. `groups` are alternative sets of instances
+    /// (say, two sessions of one thread and one of two); only one group takes jobs at a
+    /// time, the first at the start; [`apply`](Self::apply) switches.
     pub fn start(
         model: &str,
-        runners: Vec<Box<dyn Runner>>,
+        groups: Vec<Vec<Box<dyn Runner>>>,
         outputs: usize,
-        policy: BatchPolicy,
-        capacity: usize,
+        options: SchedulerOptions,
         stats: Arc<ModelStats>,
         metrics: Arc<ModelMetrics>,
     ) -> Self {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                closed: false,
+            state: Mutex::new(State {
+                queue: Queue {
+                    jobs: VecDeque::with_capacity(options.capacity.max(1)),
+                    closed: false,
+                },
+                settings: Settings {
+                    instances: 0,
+                    policy: options.policy,
+                },
             }),
-            wake: Condvar::new(),
-            policy,
-            capacity: capacity.max(1),
+            wake: groups.iter().map(|_| Condvar::new()).collect(),
+            capacity: options.capacity.max(1),
             model: model.to_string(),
             metrics,
         });
-        let workers = runners
-            .into_iter()
-            .enumerate()
-            .map(|(i, runner)| {
+        let mut workers = Vec::new();
+        for (group, runners) in groups.into_iter().enumerate() {
+            for (i, runner) in runners.into_iter().enumerate() {
                 let worker = Worker {
                     shared: shared.clone(),
+                    group,
                     runner,
                     stats: stats.clone(),
+                    reuse_buffers: options.reuse_buffers,
                     batch_inputs: Vec::new(),
                     outputs: vec![Tensor::with_capacity(DataType::Fp32, 0); outputs],
                 };
-                std::thread::Builder::new()
-                    .name(format!("infer-{model}-{i}"))
+                let handle = std::thread::Builder::new()
+                    .name(format!("infer-{model}-{group}.{i}"))
                     .spawn(move || worker.run())
-                    .expect("the OS starts a worker thread")
-            })
-            .collect();
+                    .expect("the OS starts a worker thread");
+                workers.push(handle);
+            }
+        }
         Scheduler {
             shared,
             workers: Mutex::new(workers),
@@ -222,7 +263,8 @@ impl Scheduler {
 
     /// Queues a job, or refuses it at once when the queue is full or closed.
     pub fn submit(&self, job: Job) -> Result<(), ServeError> {
-        let mut queue = self.shared.lock();
+        let mut state = self.shared.lock();
+        let queue = &mut state.queue;
         if queue.closed {
             return Err(ServeError::ShuttingDown);
         }
@@ -231,20 +273,36 @@ impl Scheduler {
         }
         queue.jobs.push_back(job);
         self.shared.metrics.queue_depth.set(queue.jobs.len() as f64);
-        drop(queue);
-        self.shared.wake.notify_one();
+        let group = state.settings.instances;
+        drop(state);
+        self.shared.wake[group].notify_one();
         Ok(())
     }
 
     /// Jobs waiting now.
     pub fn queue_depth(&self) -> usize {
-        self.shared.lock().jobs.len()
+        self.shared.lock().queue.jobs.len()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        self.shared.lock().settings.clone()
+    }
+
+    /// Changes how jobs are run from the next batch on.
+    pub fn apply(&self, settings: Settings) {
+        assert!(
+            settings.instances < self.shared.wake.len(),
+            "no such instance group"
+        );
+        self.shared.lock().settings = settings;
+        self.shared.wake_all();
     }
 
     /// Stops taking jobs; the workers finish what is queued, then exit.
     pub fn close(&self) {
-        self.shared.lock().closed = true;
-        self.shared.wake.notify_all();
+        self.shared.lock().queue.closed = true;
+        self.shared.wake_all();
     }
 
     /// Closes the queue and waits for the workers to finish every queued job.
@@ -266,8 +324,11 @@ impl Drop for Scheduler {
 /// One instance: takes batches off the queue and runs them.
 struct Worker {
     shared: Arc<Shared>,
+    /// The instance group this worker belongs to.
+    group: usize,
     runner: Box<dyn Runner>,
     stats: Arc<ModelStats>,
+    reuse_buffers: bool,
     /// Reused buffers for inputs combined from several jobs.
     batch_inputs: Vec<Tensor>,
     /// Reused output buffers, one per engine output.
@@ -277,39 +338,43 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         while let Some(jobs) = self.next_jobs() {
+            if !self.reuse_buffers {
+                self.batch_inputs = Vec::new();
+                let fresh = Tensor::with_capacity(DataType::Fp32, 0);
+                self.outputs = vec![fresh; self.outputs.len()];
+            }
             self.run_batch(jobs);
         }
     }
 
     fn next_jobs(&self) -> Option<Vec<Job>> {
-        let mut queue = self.shared.lock();
+        let wake = &self.shared.wake[self.group];
+        let mut state = self.shared.lock();
         loop {
-            match next_batch(&mut queue, &self.shared.policy, Instant::now()) {
+            let State { queue, settings } = &mut *state;
+            let next = if settings.instances == self.group || queue.closed {
+                next_batch(queue, &settings.policy, Instant::now())
+            } else {
+                Next::Wait
+            };
+            match next {
                 Next::Run(jobs) => {
                     let more = !queue.jobs.is_empty();
                     self.shared.metrics.queue_depth.set(queue.jobs.len() as f64);
-                    drop(queue);
+                    drop(state);
                     if more {
-                        self.shared.wake.notify_one();
+                        wake.notify_one();
                     }
                     return Some(jobs);
                 }
                 Next::WaitUntil(until) => {
                     let timeout = until.saturating_duration_since(Instant::now());
-                    queue = self
-                        .shared
-                        .wake
-                        .wait_timeout(queue, timeout)
+                    state = wake
+                        .wait_timeout(state, timeout)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                Next::Wait => {
-                    queue = self
-                        .shared
-                        .wake
-                        .wait(queue)
-                        .unwrap_or_else(|e| e.into_inner())
-                }
+                Next::Wait => state = wake.wait(state).unwrap_or_else(|e| e.into_inner()),
                 Next::Exit => return None,
             }
         }
@@ -610,12 +675,16 @@ mod tests {
             max_delay: Duration::ZERO,
         };
         // No workers: nothing leaves the queue.
+        let options = SchedulerOptions {
+            policy,
+            capacity: 2,
+            reuse_buffers: true,
+        };
         let scheduler = Scheduler::start(
             "m",
-            Vec::new(),
+            vec![Vec::new()],
             1,
-            policy,
-            2,
+            options,
             Arc::new(ModelStats::default()),
             Arc::new(ModelMetrics::new("m", 1)),
         );
@@ -665,12 +734,16 @@ mod tests {
             max_delay: Duration::ZERO,
         };
         let runner: Box<dyn Runner> = Box::new(PanicsOnce { panicked: false });
+        let options = SchedulerOptions {
+            policy,
+            capacity: 8,
+            reuse_buffers: true,
+        };
         let scheduler = Scheduler::start(
             "m",
-            vec![runner],
+            vec![vec![runner]],
             1,
-            policy,
-            8,
+            options,
             Arc::new(ModelStats::default()),
             Arc::new(ModelMetrics::new("m", 1)),
         );
@@ -689,6 +762,73 @@ mod tests {
             served.expect("the worker survived").outputs[0].shape,
             [1, 2]
         );
+        scheduler.drain();
+    }
+
+    /// Answers every job with its own tag, so a test sees which instance ran it.
+    struct Tagged(u8);
+
+    impl Runner for Tagged {
+        fn run(
+            &mut self,
+            _inputs: &[TensorRef<'_>],
+            outputs: &mut [Tensor],
+        ) -> Result<(), ferroserve_engine::EngineError> {
+            outputs[0].reshape(DataType::Uint8, &[1]);
+            outputs[0].data.as_bytes_mut()[0] = self.0;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn only_the_active_instance_group_takes_jobs() {
+        let policy = BatchPolicy {
+            dynamic: false,
+            max_batch: 1,
+            preferred: vec![],
+            max_delay: Duration::ZERO,
+        };
+        let groups: Vec<Vec<Box<dyn Runner>>> = vec![
+            vec![Box::new(Tagged(0))],
+            vec![Box::new(Tagged(1)), Box::new(Tagged(1))],
+        ];
+        let options = SchedulerOptions {
+            policy: policy.clone(),
+            capacity: 16,
+            reuse_buffers: false,
+        };
+        let scheduler = Scheduler::start(
+            "m",
+            groups,
+            1,
+            options,
+            Arc::new(ModelStats::default()),
+            Arc::new(ModelMetrics::new("m", 1)),
+        );
+        let tags = |count: usize| -> Vec<u8> {
+            let replies: Vec<_> = (0..count)
+                .map(|_| {
+                    let (job, reply) = job(1, Instant::now());
+                    scheduler.submit(job).unwrap();
+                    reply
+                })
+                .collect();
+            replies
+                .into_iter()
+                .map(|r| r.blocking_recv().unwrap().unwrap().outputs[0].data[0])
+                .collect()
+        };
+        assert_eq!(tags(3), [0, 0, 0]);
+        scheduler.apply(Settings {
+            instances: 1,
+            policy: policy.clone(),
+        });
+        assert_eq!(tags(5), [1; 5]);
+        scheduler.apply(Settings {
+            instances: 0,
+            policy,
+        });
+        assert_eq!(tags(2), [0, 0]);
         scheduler.drain();
     }
 }

@@ -260,6 +260,11 @@ impl Server {
             .collect())
     }
 
+    /// Every loaded model version.
+    pub fn loaded_models(&self) -> Vec<Arc<ServedModel>> {
+        self.models.loaded()
+    }
+
     /// The repository index.
     pub fn repository_index(&self) -> Result<Vec<RepositoryEntry>, ServeError> {
         self.models.index()
@@ -660,9 +665,11 @@ fn record(
     started: Instant,
 ) {
     let queued = result.as_ref().map_or(Duration::ZERO, |r| r.queued);
-    served
-        .stats
-        .request(result.is_ok(), rows, started.elapsed(), queued);
+    let elapsed = started.elapsed();
+    served.stats.request(result.is_ok(), rows, elapsed, queued);
+    if let Some(latencies) = &served.latencies {
+        latencies.record(elapsed);
+    }
     if result.is_ok() {
         served.metrics.queue_seconds.record(queued.as_secs_f64());
         served.metrics.inferences.increment(rows as u64);

@@ -45,6 +45,8 @@ fn options(repository: PathBuf, control_mode: ModelControlMode) -> ServerOptions
             engine_options: Default::default(),
             intra_op_threads: Some(1),
             max_queue_size: 64,
+            tune: false,
+            naive: Default::default(),
         },
         preprocess_threads: 2,
         cache_bytes: 1 << 20,

@@ -39,6 +39,8 @@ fn options(
             engine_options: Default::default(),
             intra_op_threads: Some(1),
             max_queue_size: 64,
+            tune: false,
+            naive: Default::default(),
         },
         preprocess_threads: 2,
         cache_bytes: 1 << 20,

@@ -71,6 +71,8 @@ fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
             engine_options: Default::default(),
             intra_op_threads: Some(1),
             max_queue_size: 16,
+            tune: false,
+            naive: Default::default(),
         },
         preprocess_threads: 1,
         cache_bytes: 1 << 20,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use ferroserve_engine::{EngineKind, EngineOptions};
-use ferroserve_server::models::LoadOptions;
+use ferroserve_server::models::{LoadOptions, Naive};
 use ferroserve_server::{ModelControlMode, Server, ServerOptions};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -71,6 +71,51 @@ pub struct ServeArgs {
     /// `response_cache { enable: true }`; 0 turns the cache off.
     #[arg(long, env = "FERROSERVE_CACHE_SIZE", default_value_t = 64 * 1024 * 1024)]
     cache_size: usize,
+    /// Choose each model's instances, threads per instance, batch size and queue delay
+    /// from the server's own measurements, keeping p99 under --latency-target-ms.
+    /// Overrides the configurations' instance groups and dynamic batching.
+    #[arg(long, env = "FERROSERVE_TUNE")]
+    tune: bool,
+    /// The p99 latency --tune keeps requests under, in milliseconds.
+    #[arg(long, env = "FERROSERVE_LATENCY_TARGET_MS", default_value_t = 50.0)]
+    latency_target_ms: f64,
+    /// How long --tune measures each setting, in milliseconds.
+    #[arg(long, env = "FERROSERVE_TUNE_WINDOW_MS", default_value_t = 1000)]
+    tune_window_ms: u64,
+    /// Turn serving techniques off, to measure what each is worth: `--naive` turns off
+    /// all of them, `--naive=buffers,nodelay` only those listed. one-instance: one
+    /// engine instance on all cores (one request computed at a time); buffers: allocate
+    /// tensors per run; batching: no dynamic batching; cache: no response cache;
+    /// nodelay: leave Nagle's algorithm on.
+    #[arg(
+        long,
+        env = "FERROSERVE_NAIVE",
+        value_delimiter = ',',
+        num_args = 0..,
+        require_equals = true,
+        default_missing_value = "all"
+    )]
+    naive: Option<Vec<Technique>>,
+}
+
+/// A technique `--naive` can turn off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Technique {
+    All,
+    OneInstance,
+    Buffers,
+    Batching,
+    Cache,
+    Nodelay,
+}
+
+impl ServeArgs {
+    /// Whether `--naive` turned `technique` off.
+    fn naive(&self, technique: Technique) -> bool {
+        self.naive
+            .as_ref()
+            .is_some_and(|off| off.contains(&Technique::All) || off.contains(&technique))
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -93,9 +138,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             intra_op_threads: args.intra_op_threads,
             max_queue_size: args.max_queue_size,
+            tune: args.tune,
+            naive: Naive {
+                one_instance: args.naive(Technique::OneInstance),
+                fresh_buffers: args.naive(Technique::Buffers),
+                no_batching: args.naive(Technique::Batching),
+            },
         },
         preprocess_threads: args.preprocess_threads.unwrap_or(cores),
-        cache_bytes: args.cache_size,
+        cache_bytes: if args.naive(Technique::Cache) {
+            0
+        } else {
+            args.cache_size
+        },
     };
     // Bind first, so that a taken port fails before minutes of model loading.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -154,9 +209,10 @@ async fn serve(
     let limits = ferroserve_server::http::HttpLimits {
         max_request_bytes: args.max_request_bytes,
     };
+    let nodelay = !args.naive(Technique::Nodelay);
     let http_task = tokio::spawn(
         axum::serve(
-            http.tap_io(no_delay),
+            http.tap_io(move |tcp| no_delay(tcp, nodelay)),
             ferroserve_server::http::router(server.clone(), limits),
         )
         .with_graceful_shutdown(wait(shutdown.clone()))
@@ -164,7 +220,7 @@ async fn serve(
     );
     let metrics_task = tokio::spawn(
         axum::serve(
-            metrics_listener.tap_io(no_delay),
+            metrics_listener.tap_io(move |tcp| no_delay(tcp, nodelay)),
             ferroserve_server::http::metrics_router(metrics, server.clone()),
         )
         .with_graceful_shutdown(wait(shutdown.clone()))
@@ -174,13 +230,20 @@ async fn serve(
         tonic::transport::Server::builder()
             .add_service(ferroserve_server::grpc::service(server.clone()))
             .serve_with_incoming_shutdown(
-                TcpIncoming::from(grpc).with_nodelay(Some(true)),
+                TcpIncoming::from(grpc).with_nodelay(Some(nodelay)),
                 wait(shutdown.clone()),
             ),
     );
     // Health answers while the models load; readiness flips once each is warmed up.
     let loader = server.clone();
     tokio::task::spawn_blocking(move || loader.load_startup_models(&options)).await?;
+    if args.tune {
+        ferroserve_server::tune::start(
+            server.clone(),
+            Duration::from_secs_f64(args.latency_target_ms.max(0.001) / 1000.0),
+            Duration::from_millis(args.tune_window_ms.max(10)),
+        );
+    }
     let mut models = Vec::new();
     for entry in server.repository_index().unwrap_or_default() {
         if entry.state == "READY" {
@@ -216,8 +279,8 @@ async fn serve(
 
 /// Small responses go out at once instead of waiting for the client's delayed ACK
 /// (Nagle's algorithm costs up to 40 ms per request otherwise).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
+fn no_delay(tcp: &mut tokio::net::TcpStream, on: bool) {
+    if let Err(e) = tcp.set_nodelay(on) {
         tracing::debug!("cannot set TCP_NODELAY: {e}");
     }
 }

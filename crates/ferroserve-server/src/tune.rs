@@ -1,0 +1,451 @@
+//! `--tune`: each model's scheduler settings chosen from the server's own measurements.
+//!
+//! Every window (a second by default) the tuner reads, per model, how many requests
+//! finished and their 99th percentile latency, and moves the model's settings
+//! (instance arrangement, largest batch, queue delay) by a hill climb:
+//!
+//! - A setting is **better** than another when it keeps p99 under the target and the
+//!   other does not, or both do and it served at least 3% more requests per second, or
+//!   neither does and its p99 is at least 3% lower.
+//! - The current setting runs for a few windows, then one neighbour is **probed** for one
+//!   window: one more or one fewer instance arrangement step, twice or half the largest
+//!   batch, the next longer or shorter queue delay. A better probe is kept; a worse one
+//!   is undone after its single window.
+//! - When a whole round of neighbours brings nothing, the wait between probes doubles
+//!   (up to [`MAX_SETTLE`] windows), so a stable load pays for few probes. It drops back
+//!   to [`MIN_SETTLE`] when p99 goes over the target or the load changes (throughput
+//!   moves by a quarter).
+//! - A window with fewer than [`MIN_REQUESTS`] requests says nothing; it changes nothing.
+//!
+//! The decision is the pure [`Search::step`]; the thread around it only measures and
+//! applies.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::models::{Arrangement, ServedModel};
+use crate::scheduler::{BatchPolicy, Settings};
+use crate::Server;
+
+/// Queue delays the tuner tries when it batches.
+pub const DELAYS: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_micros(250),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(4),
+];
+/// Windows with fewer requests are ignored.
+pub const MIN_REQUESTS: u64 = 20;
+/// Fewest windows between probes.
+pub const MIN_SETTLE: u32 = 2;
+/// Most windows between probes.
+pub const MAX_SETTLE: u32 = 32;
+
+/// One point of the space the tuner searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Candidate {
+    /// Index of the instance arrangement (scheduler group).
+    pub arrangement: usize,
+    pub max_batch: usize,
+    /// Index into [`DELAYS`].
+    pub delay: usize,
+}
+
+impl Candidate {
+    fn settings(self) -> Settings {
+        Settings {
+            instances: self.arrangement,
+            policy: BatchPolicy {
+                dynamic: self.max_batch > 1,
+                max_batch: self.max_batch,
+                preferred: Vec::new(),
+                max_delay: DELAYS[self.delay],
+            },
+        }
+    }
+}
+
+/// What one window measured of the setting in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    pub requests: u64,
+    /// Requests finished per second.
+    pub throughput: f64,
+    pub p99: Duration,
+}
+
+/// The hill climb of one model; see the module documentation.
+#[derive(Debug)]
+pub struct Search {
+    target: Duration,
+    arrangements: usize,
+    /// The model's largest batch (1 when it does not batch).
+    max_batch: usize,
+    current: Candidate,
+    /// The current setting's latest window.
+    last: Option<Measurement>,
+    /// Throughput when the current setting was last adopted or confirmed, to notice a
+    /// change of load.
+    settled_throughput: Option<f64>,
+    probing: Option<Candidate>,
+    untried: VecDeque<Candidate>,
+    settle: u32,
+    waited: u32,
+}
+
+impl Search {
+    /// Starts from `start` (usually one instance per core, no batching).
+    pub fn new(target: Duration, arrangements: usize, max_batch: usize, start: Candidate) -> Self {
+        let mut search = Search {
+            target,
+            arrangements: arrangements.max(1),
+            max_batch: max_batch.max(1),
+            current: start,
+            last: None,
+            settled_throughput: None,
+            probing: None,
+            untried: VecDeque::new(),
+            settle: MIN_SETTLE,
+            waited: 0,
+        };
+        search.untried = search.neighbours(start);
+        search
+    }
+
+    /// The setting in force (or being probed).
+    pub fn current(&self) -> Candidate {
+        self.probing.unwrap_or(self.current)
+    }
+
+    /// Takes the measurement of the window that just ended; returns the setting to
+    /// apply when it changes.
+    pub fn step(&mut self, window: Measurement) -> Option<Candidate> {
+        if window.requests < MIN_REQUESTS {
+            // Idle: nothing to learn. An interrupted probe is undone.
+            return self.probing.take().map(|_| self.current);
+        }
+        if let Some(probe) = self.probing.take() {
+            let better = self.last.is_none_or(|last| self.better(&window, &last));
+            if better {
+                self.adopt(probe, window);
+                return None;
+            }
+            return Some(self.current);
+        }
+        let load_changed = self
+            .settled_throughput
+            .is_some_and(|t| (window.throughput - t).abs() > 0.25 * t);
+        self.last = Some(window);
+        if window.p99 > self.target || load_changed {
+            self.settle = MIN_SETTLE;
+            self.settled_throughput = Some(window.throughput);
+            if self.untried.is_empty() {
+                self.untried = self.neighbours(self.current);
+            }
+        }
+        self.waited += 1;
+        if self.waited < self.settle && window.p99 <= self.target {
+            return None;
+        }
+        self.waited = 0;
+        if self.untried.is_empty() {
+            // A whole round brought nothing: probe less often.
+            self.settle = (self.settle * 2).min(MAX_SETTLE);
+            self.settled_throughput = Some(window.throughput);
+            self.untried = self.neighbours(self.current);
+        }
+        let probe = self.untried.pop_front()?;
+        self.probing = Some(probe);
+        Some(probe)
+    }
+
+    fn adopt(&mut self, candidate: Candidate, window: Measurement) {
+        self.current = candidate;
+        self.last = Some(window);
+        self.settled_throughput = Some(window.throughput);
+        self.settle = MIN_SETTLE;
+        self.waited = 0;
+        self.untried = self.neighbours(candidate);
+    }
+
+    fn better(&self, a: &Measurement, b: &Measurement) -> bool {
+        match (a.p99 <= self.target, b.p99 <= self.target) {
+            (true, false) => true,
+            (false, true) => false,
+            (true, true) => a.throughput > 1.03 * b.throughput,
+            (false, false) => a.p99.as_secs_f64() < 0.97 * b.p99.as_secs_f64(),
+        }
+    }
+
+    /// The settings one step away from `c`.
+    fn neighbours(&self, c: Candidate) -> VecDeque<Candidate> {
+        let mut all = VecDeque::new();
+        let mut push = |n: Candidate| {
+            if n != c && !all.contains(&n) {
+                all.push_back(n);
+            }
+        };
+        if c.arrangement + 1 < self.arrangements {
+            push(Candidate {
+                arrangement: c.arrangement + 1,
+                ..c
+            });
+        }
+        if c.arrangement > 0 {
+            push(Candidate {
+                arrangement: c.arrangement - 1,
+                ..c
+            });
+        }
+        if c.max_batch < self.max_batch {
+            push(Candidate {
+                max_batch: (c.max_batch * 2).min(self.max_batch),
+                ..c
+            });
+        }
+        if c.max_batch > 1 {
+            let max_batch = c.max_batch / 2;
+            push(Candidate {
+                max_batch,
+                delay: if max_batch == 1 { 0 } else { c.delay },
+                ..c
+            });
+            if c.delay + 1 < DELAYS.len() {
+                push(Candidate {
+                    delay: c.delay + 1,
+                    ..c
+                });
+            }
+            if c.delay > 0 {
+                push(Candidate {
+                    delay: c.delay - 1,
+                    ..c
+                });
+            }
+        }
+        all
+    }
+}
+
+/// Request latencies of the current window, recorded by the request path.
+pub struct LatencyWindow {
+    histogram: Mutex<(Histogram<u64>, Instant)>,
+}
+
+impl LatencyWindow {
+    pub fn new() -> Self {
+        let histogram = Histogram::new_with_bounds(1, 60_000_000, 2).expect("the bounds are valid");
+        LatencyWindow {
+            histogram: Mutex::new((histogram, Instant::now())),
+        }
+    }
+
+    /// Records one finished request.
+    pub fn record(&self, latency: Duration) {
+        let micros = (latency.as_micros() as u64).clamp(1, 60_000_000);
+        let mut guard = self.histogram.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = guard.0.record(micros);
+    }
+
+    /// What the window since the last call measured; starts the next window.
+    pub fn take(&self) -> Measurement {
+        let mut guard = self.histogram.lock().unwrap_or_else(|e| e.into_inner());
+        let (histogram, since) = &mut *guard;
+        let seconds = since.elapsed().as_secs_f64().max(1e-3);
+        let measurement = Measurement {
+            requests: histogram.len(),
+            throughput: histogram.len() as f64 / seconds,
+            p99: Duration::from_micros(histogram.value_at_quantile(0.99)),
+        };
+        histogram.reset();
+        *since = Instant::now();
+        measurement
+    }
+}
+
+impl Default for LatencyWindow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts the tuner thread: every `window`, one [`Search::step`] per tuned model.
+pub fn start(server: Arc<Server>, target: Duration, window: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("tuner".into())
+        .spawn(move || {
+            let mut searches: HashMap<u64, Search> = HashMap::new();
+            loop {
+                std::thread::sleep(window);
+                let models = server.loaded_models();
+                searches.retain(|id, _| models.iter().any(|m| m.load_id == *id));
+                for served in models {
+                    let Some(latencies) = &served.latencies else {
+                        continue;
+                    };
+                    let measured = latencies.take();
+                    let search = searches
+                        .entry(served.load_id)
+                        .or_insert_with(|| new_search(&served, target));
+                    if let Some(next) = search.step(measured) {
+                        apply(&served, next);
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the tuner: {e}");
+    }
+}
+
+fn new_search(served: &ServedModel, target: Duration) -> Search {
+    let start = Candidate {
+        arrangement: 0,
+        max_batch: 1,
+        delay: 0,
+    };
+    apply(served, start);
+    Search::new(
+        target,
+        served.arrangements.len(),
+        served.model.max_batch_size(),
+        start,
+    )
+}
+
+fn apply(served: &ServedModel, candidate: Candidate) {
+    let arrangement: Arrangement = served.arrangements[candidate.arrangement];
+    tracing::info!(
+        model = served.model.name,
+        "tuner: instances x threads {arrangement}, max batch {}, queue delay {:?}",
+        candidate.max_batch,
+        DELAYS[candidate.delay]
+    );
+    served.scheduler.apply(candidate.settings());
+    served
+        .metrics
+        .tuned(arrangement, candidate.max_batch, DELAYS[candidate.delay]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGET: Duration = Duration::from_millis(50);
+
+    fn start() -> Candidate {
+        Candidate {
+            arrangement: 0,
+            max_batch: 1,
+            delay: 0,
+        }
+    }
+
+    fn window(throughput: f64, p99_ms: u64) -> Measurement {
+        Measurement {
+            requests: throughput as u64,
+            throughput,
+            p99: Duration::from_millis(p99_ms),
+        }
+    }
+
+    /// Runs the search against a model of the system: `measure` gives what a setting
+    /// measures. Returns the settings in force, window by window.
+    fn run(
+        search: &mut Search,
+        windows: usize,
+        measure: impl Fn(Candidate) -> Measurement,
+    ) -> Vec<Candidate> {
+        let mut history = Vec::new();
+        for _ in 0..windows {
+            let now = search.current();
+            history.push(now);
+            search.step(measure(now));
+        }
+        history
+    }
+
+    #[test]
+    fn it_climbs_to_the_best_setting_under_the_target_and_stays() {
+        // Throughput grows with the batch up to 4, p99 breaks the target beyond it;
+        // arrangement 1 is worse everywhere.
+        let measure = |c: Candidate| {
+            let base = if c.arrangement == 0 { 300.0 } else { 220.0 };
+            let gain = match c.max_batch {
+                1 => 1.0,
+                2 => 1.2,
+                4 => 1.4,
+                _ => 1.5,
+            };
+            let p99 = if c.max_batch > 4 { 80 } else { 30 };
+            window(base * gain - 10.0 * c.delay as f64, p99)
+        };
+        let mut search = Search::new(TARGET, 2, 8, start());
+        let history = run(&mut search, 200, measure);
+        let best = Candidate {
+            arrangement: 0,
+            max_batch: 4,
+            delay: 0,
+        };
+        assert_eq!(search.current, best);
+        let last_hundred = &history[100..];
+        let at_best = last_hundred.iter().filter(|&&c| c == best).count();
+        assert!(at_best >= 90, "only {at_best} of 100 windows at the best");
+    }
+
+    #[test]
+    fn a_latency_violation_moves_it_to_a_setting_that_meets_the_target() {
+        // Only arrangement 1 without batching meets the target.
+        let measure = |c: Candidate| {
+            if c.arrangement == 1 && c.max_batch == 1 {
+                window(200.0, 20)
+            } else {
+                window(300.0, 90)
+            }
+        };
+        let mut search = Search::new(TARGET, 2, 8, start());
+        run(&mut search, 30, measure);
+        assert_eq!(search.current.arrangement, 1);
+        assert_eq!(search.current.max_batch, 1);
+    }
+
+    #[test]
+    fn it_follows_a_change_of_load() {
+        let mut search = Search::new(TARGET, 2, 1, start());
+        // Light load: arrangement 1 (more threads per request) is best.
+        let light = |c: Candidate| window(if c.arrangement == 1 { 260.0 } else { 200.0 }, 10);
+        run(&mut search, 60, light);
+        assert_eq!(search.current.arrangement, 1);
+        // Heavy load: arrangement 0 is.
+        let heavy = |c: Candidate| window(if c.arrangement == 0 { 330.0 } else { 250.0 }, 40);
+        run(&mut search, 80, heavy);
+        assert_eq!(search.current.arrangement, 0);
+    }
+
+    #[test]
+    fn idle_windows_change_nothing() {
+        let mut search = Search::new(TARGET, 2, 8, start());
+        for _ in 0..50 {
+            assert_eq!(search.step(window(5.0, 500)), None);
+        }
+        assert_eq!(search.current(), start());
+    }
+
+    #[test]
+    fn the_window_reports_count_rate_and_p99() {
+        let latencies = LatencyWindow::new();
+        for ms in 1..=100 {
+            latencies.record(Duration::from_millis(ms));
+        }
+        let measured = latencies.take();
+        assert_eq!(measured.requests, 100);
+        let p99 = measured.p99.as_secs_f64() * 1000.0;
+        assert!((98.0..=100.0).contains(&p99), "{p99}");
+        assert_eq!(latencies.take().requests, 0);
+    }
+}
