@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod classify;
 mod serve;
 
@@ -27,6 +28,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Classify image files and folders with a model, in parallel, and print the top classes.
     Classify(classify::ClassifyArgs),
+    /// Measure a server's throughput and latency percentiles under load (closed or open
+    /// loop, HTTP, gRPC or images), or the engine alone in this process.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Classify(args) => classify::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
