@@ -23,11 +23,30 @@ pub struct InferRequest {
     pub timeout: Option<Duration>,
 }
 
+/// Where in a request something is, for error messages: `input 'x'`, `output 'y'`,
+/// `the request`. Formatted only when an error is reported.
+#[derive(Debug, Clone, Copy)]
+pub enum Place<'a> {
+    Input(&'a str),
+    Output(&'a str),
+    Request,
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Input(name) => write!(f, "input '{name}'"),
+            Place::Output(name) => write!(f, "output '{name}'"),
+            Place::Request => f.write_str("the request"),
+        }
+    }
+}
+
 /// Checks a tensor's datatype name and shape as a request declares them, on either
 /// wire: returns the datatype, the shape and the element count. `place` names the tensor
-/// in messages (`input 'x'`).
+/// in messages.
 pub fn tensor_header<D>(
-    place: &str,
+    place: Place<'_>,
     datatype: &str,
     shape: &[D],
 ) -> Result<(DataType, Vec<usize>, usize), ServeError>

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferroserve_core::{DataType, Tensor, TensorRef};
 use ferroserve_engine::Runner;
+use smallvec::{smallvec, SmallVec};
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
@@ -96,9 +97,17 @@ struct Queue {
     closed: bool,
 }
 
+/// The jobs of one engine run. Most runs have a few; up to four need no allocation.
+pub type Batch = SmallVec<[Job; 4]>;
+
+/// Each job's reply channel and result.
+type Replies = SmallVec<[(Reply, Result<JobResult, ServeError>); 4]>;
+
 /// What a worker does next.
+// The batch is inline so that deciding allocates nothing; a `Next` is moved once.
+#[allow(clippy::large_enum_variant)]
 enum Next {
-    Run(Vec<Job>),
+    Run(Batch),
     WaitUntil(Instant),
     Wait,
     Exit,
@@ -107,46 +116,48 @@ enum Next {
 /// Decides the next batch: drops cancelled jobs, answers expired ones, and takes jobs
 /// from the front when a batch is full, of a preferred size, or has waited long enough.
 fn next_batch(queue: &mut Queue, policy: &BatchPolicy, now: Instant) -> Next {
-    let mut kept = VecDeque::with_capacity(queue.jobs.len());
-    for job in queue.jobs.drain(..) {
-        if job.cancelled() {
-            metrics::counter!(m::CANCELLED_REQUESTS).increment(1);
-        } else if job.deadline.is_some_and(|d| d <= now) {
+    let mut i = 0;
+    while i < queue.jobs.len() {
+        let job = &queue.jobs[i];
+        let expired = job.deadline.is_some_and(|d| d <= now);
+        if !job.cancelled() && !expired {
+            i += 1;
+            continue;
+        }
+        let job = queue.jobs.remove(i).expect("i is in bounds");
+        if expired {
             let waited = now - job.enqueued;
             let _ = job.reply.send(Err(ServeError::Timeout(waited)));
         } else {
-            kept.push_back(job);
+            metrics::counter!(m::CANCELLED_REQUESTS).increment(1);
         }
     }
-    queue.jobs = kept;
     let Some(first) = queue.jobs.front() else {
         return if queue.closed { Next::Exit } else { Next::Wait };
     };
     if !policy.dynamic {
         let job = queue.jobs.pop_front().expect("the queue has a first job");
-        return Next::Run(vec![job]);
+        return Next::Run(smallvec![job]);
     }
-    // Rows that fit from the front, and the row count after each job.
-    let mut rows = 0;
-    let mut ends = Vec::new();
+    // Jobs that fit from the front, and the rows they make; and the most jobs that make
+    // a preferred batch size.
+    let (mut fitting, mut rows, mut preferred) = (0, 0, None);
     for job in &queue.jobs {
         if rows + job.rows > policy.max_batch || !first.compatible(job) {
             break;
         }
         rows += job.rows;
-        ends.push(rows);
+        fitting += 1;
+        if policy.preferred.contains(&rows) {
+            preferred = Some(fitting);
+        }
     }
-    let take = if ends.is_empty() {
+    let take = if fitting == 0 {
         1 // a job larger than max_batch is refused at admission; never let one stall the queue
     } else if rows == policy.max_batch || queue.closed || now >= first.enqueued + policy.max_delay {
-        ends.len()
-    } else if let Some(n) = policy
-        .preferred
-        .iter()
-        .rev()
-        .find_map(|&p| ends.iter().position(|&end| end == p))
-    {
-        n + 1
+        fitting
+    } else if let Some(n) = preferred {
+        n
     } else {
         return Next::WaitUntil(first.enqueued + policy.max_delay);
     };
@@ -347,7 +358,7 @@ impl Worker {
         }
     }
 
-    fn next_jobs(&self) -> Option<Vec<Job>> {
+    fn next_jobs(&self) -> Option<Batch> {
         let wake = &self.shared.wake[self.group];
         let mut state = self.shared.lock();
         loop {
@@ -380,7 +391,7 @@ impl Worker {
         }
     }
 
-    fn run_batch(&mut self, jobs: Vec<Job>) {
+    fn run_batch(&mut self, jobs: Batch) {
         let started = Instant::now();
         let rows: usize = jobs.iter().map(|j| j.rows).sum();
         if jobs.len() > 1 {
@@ -463,14 +474,14 @@ impl Worker {
     /// Each job's rows of each output, with the job's reply channel.
     fn split_outputs(
         &self,
-        jobs: Vec<Job>,
+        jobs: Batch,
         rows: usize,
         started: Instant,
         compute: Duration,
-    ) -> Vec<(Reply, Result<JobResult, ServeError>)> {
+    ) -> Replies {
         let single = jobs.len() == 1;
         let mut row = 0;
-        let mut replies = Vec::with_capacity(jobs.len());
+        let mut replies = Replies::new();
         for job in jobs {
             let outputs = self
                 .outputs

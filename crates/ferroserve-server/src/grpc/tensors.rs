@@ -20,7 +20,7 @@ use super::proto::{InferParameter, InferTensorContents, ModelInferRequest, Model
 use crate::error::ServeError;
 use crate::infer::{
     tensor_header, InferInput, InferOutput, InferRequest, InferResponse, InputData, OutputData,
-    RequestedOutput,
+    Place, RequestedOutput,
 };
 
 fn invalid(message: String) -> ServeError {
@@ -120,7 +120,7 @@ fn requested_output(output: InferRequestedOutputTensor) -> Result<RequestedOutpu
 fn input(tensor: InferInputTensor, raw: Option<Bytes>) -> Result<InferInput, ServeError> {
     let name = tensor.name;
     let (dtype, shape, elements) =
-        tensor_header(&format!("input '{name}'"), &tensor.datatype, &tensor.shape)?;
+        tensor_header(Place::Input(&name), &tensor.datatype, &tensor.shape)?;
     let data = match (raw, tensor.contents) {
         (Some(bytes), _) => raw_data(&name, dtype, &shape, elements, bytes)?,
         (None, Some(contents)) => typed_data(&name, dtype, &shape, elements, contents)?,

@@ -19,7 +19,8 @@ use serde_json::{Map, Value};
 use super::tensor::{self, FlatElements, JsonElements};
 use crate::error::ServeError;
 use crate::infer::{
-    tensor_header, InferInput, InferRequest, InferResponse, InputData, OutputData, RequestedOutput,
+    tensor_header, InferInput, InferRequest, InferResponse, InputData, OutputData, Place,
+    RequestedOutput,
 };
 
 /// `parameters` of a request, input or output: names to strings, numbers or booleans.
@@ -102,7 +103,7 @@ pub fn decode_request(
         None => (body, Bytes::new()),
     };
     let header: RequestHeader = super::extract::json_object(&header, "inference request")?;
-    refuse_shared_memory(&header.parameters, "the request")?;
+    refuse_shared_memory(&header.parameters, Place::Request)?;
 
     let mut binary = BinarySection {
         data: binary,
@@ -116,18 +117,22 @@ pub fn decode_request(
     binary.finish()?;
 
     let mut encoding = OutputEncoding {
-        binary_by_default: bool_parameter(&header.parameters, "binary_data_output", "the request")?
-            .unwrap_or(false),
+        binary_by_default: bool_parameter(
+            &header.parameters,
+            "binary_data_output",
+            Place::Request,
+        )?
+        .unwrap_or(false),
         chosen: Vec::new(),
     };
     let mut outputs = Vec::with_capacity(header.outputs.len());
     for output in header.outputs {
-        let place = format!("output '{}'", output.name);
-        refuse_shared_memory(&output.parameters, &place)?;
-        if let Some(binary) = bool_parameter(&output.parameters, "binary_data", &place)? {
+        let place = Place::Output(&output.name);
+        refuse_shared_memory(&output.parameters, place)?;
+        if let Some(binary) = bool_parameter(&output.parameters, "binary_data", place)? {
             encoding.chosen.push((output.name.clone(), binary));
         }
-        let classification = integer_parameter(&output.parameters, "classification", &place)?
+        let classification = integer_parameter(&output.parameters, "classification", place)?
             .map(|k| usize::try_from(k).unwrap_or(usize::MAX));
         outputs.push(RequestedOutput {
             name: output.name,
@@ -135,7 +140,7 @@ pub fn decode_request(
         });
     }
 
-    let timeout = integer_parameter(&header.parameters, "timeout", "the request")?
+    let timeout = integer_parameter(&header.parameters, "timeout", Place::Request)?
         .filter(|&us| us > 0)
         .map(Duration::from_micros);
     let request = InferRequest {
@@ -186,10 +191,10 @@ impl BinarySection {
 
 fn decode_input(input: RequestInput, binary: &mut BinarySection) -> Result<InferInput, ServeError> {
     let name = input.name;
-    let place = format!("input '{name}'");
-    refuse_shared_memory(&input.parameters, &place)?;
-    let (dtype, shape, elements) = tensor_header(&place, &input.datatype, &input.shape)?;
-    let binary_size = integer_parameter(&input.parameters, "binary_data_size", &place)?;
+    let place = Place::Input(&name);
+    refuse_shared_memory(&input.parameters, place)?;
+    let (dtype, shape, elements) = tensor_header(place, &input.datatype, &input.shape)?;
+    let binary_size = integer_parameter(&input.parameters, "binary_data_size", place)?;
     let data = match (binary_size, input.data) {
         (Some(_), Some(_)) => {
             Err("both \"data\" and binary_data_size are given; give one".to_string())
@@ -255,7 +260,7 @@ fn wrong_count(shape: &[usize], elements: usize, given: usize) -> String {
 
 /// Shared memory (Triton's shared-memory extension) is not served: a request that asks
 /// for it would otherwise be answered with data from the wrong place.
-fn refuse_shared_memory(parameters: &Parameters, place: &str) -> Result<(), ServeError> {
+fn refuse_shared_memory(parameters: &Parameters, place: Place<'_>) -> Result<(), ServeError> {
     if parameters.keys().any(|k| k.starts_with("shared_memory_")) {
         return Err(ServeError::Unsupported(format!(
             "{place} uses shared memory, which ferroserve does not support; send the data in the body"
@@ -267,7 +272,7 @@ fn refuse_shared_memory(parameters: &Parameters, place: &str) -> Result<(), Serv
 fn bool_parameter(
     parameters: &Parameters,
     key: &str,
-    place: &str,
+    place: Place<'_>,
 ) -> Result<Option<bool>, ServeError> {
     match parameters.get(key) {
         None => Ok(None),
@@ -281,7 +286,7 @@ fn bool_parameter(
 fn integer_parameter(
     parameters: &Parameters,
     key: &str,
-    place: &str,
+    place: Place<'_>,
 ) -> Result<Option<u64>, ServeError> {
     match parameters.get(key) {
         None => Ok(None),

@@ -1,0 +1,357 @@
+//! Heap allocations per request in steady state, on each protocol path.
+//!
+//! A counting global allocator counts every allocation made by the server's threads (the
+//! async runtime's, the model workers', the preprocessing pool's) and none made by the
+//! client's, which mark themselves. After a warm-up, a run of sequential requests is
+//! counted and divided by the requests. `cargo test -p ferroserve-server --release --test
+//! allocations -- --nocapture` prints the table that docs/performance.md quotes.
+//!
+//! Each path has a budget just above what it measures today, so that a change that adds
+//! allocations to the hot path fails here and has to say why.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use ferroserve_server::grpc::proto::model_infer_request::InferInputTensor;
+use ferroserve_server::grpc::proto::ModelInferRequest;
+use ferroserve_server::http::HttpLimits;
+use ferroserve_server::infer::{InferInput, InferRequest, InputData};
+use ferroserve_server::models::LoadOptions;
+use ferroserve_server::{ModelControlMode, Server, ServerOptions};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set on the client's threads, whose allocations are not the server's.
+    static CLIENT: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if !CLIENT.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches
+// only an atomic and a const-initialised thread-local, neither of which allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const MODEL: &str = "efficientnet-lite0";
+const WARM_UP: usize = 30;
+const COUNTED: usize = 100;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn images() -> PathBuf {
+    repo_root().join("../shared/images")
+}
+
+struct Addresses {
+    http: SocketAddr,
+    grpc: SocketAddr,
+    server: Arc<Server>,
+}
+
+/// Starts the bundled models on a server runtime of its own (counted threads).
+fn start_server() -> Addresses {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = ServerOptions {
+            model_repository: repo_root().join("models"),
+            control_mode: ModelControlMode::None,
+            startup_models: Vec::new(),
+            load: LoadOptions {
+                engine: None,
+                engine_options: Default::default(),
+                intra_op_threads: Some(1),
+                max_queue_size: 64,
+                tune: false,
+                naive: Default::default(),
+            },
+            preprocess_threads: 1,
+            cache_bytes: 0,
+        };
+        let server = Server::start(options).expect("the server starts");
+        runtime.block_on(async move {
+            let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addresses = Addresses {
+                http: http.local_addr().unwrap(),
+                grpc: grpc.local_addr().unwrap(),
+                server: server.clone(),
+            };
+            let router = ferroserve_server::http::router(server.clone(), HttpLimits::default());
+            tokio::spawn(async move { axum::serve(http, router).await.unwrap() });
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(ferroserve_server::grpc::service(server))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+            );
+            sender.send(addresses).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    receiver
+        .recv()
+        .expect("the server thread reports its ports")
+}
+
+/// Sends `request` `WARM_UP` times, then counts the server's allocations over `COUNTED`
+/// more; returns allocations per request.
+async fn per_request<F, Fut>(mut request: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..WARM_UP {
+        request().await;
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..COUNTED {
+        request().await;
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / COUNTED as f64
+}
+
+/// Allocations per call of [`Server::infer`] alone, no protocol: the request is built
+/// beforehand, on a counted thread of its own.
+fn core_per_request(server: Arc<Server>) -> f64 {
+    let request = InferRequest {
+        model: MODEL.into(),
+        version: None,
+        id: String::new(),
+        inputs: vec![InferInput {
+            name: "input".into(),
+            dtype: ferroserve_core::DataType::Fp32,
+            shape: vec![1, 3, 224, 224],
+            data: InputData::Raw(Bytes::from(cat_tensor())),
+        }],
+        outputs: Vec::new(),
+        timeout: None,
+    };
+    let requests: Vec<InferRequest> = (0..WARM_UP + COUNTED).map(|_| request.clone()).collect();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut requests = requests.into_iter();
+            let mut infer = || {
+                let request = requests.next().unwrap();
+                let server = server.clone();
+                async move {
+                    let response = server.infer(request).await.expect("inference");
+                    drop(response);
+                }
+            };
+            per_request(&mut infer).await
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// Allocations per run of an ONNX Runtime runner alone, outputs reused. ONNX Runtime's
+/// own (C++) allocations do not pass through Rust's allocator and are not counted.
+fn engine_per_run() -> f64 {
+    use ferroserve_core::{DataType, Tensor, TensorRef};
+    use ferroserve_engine::Engine;
+    let model = repo_root().join("models/efficientnet-lite0/1/model.onnx");
+    let engine =
+        ferroserve_engine::onnxruntime::OnnxRuntimeEngine::load(&model, &Default::default())
+            .expect("the bundled model loads");
+    let mut runner = engine.runner().unwrap();
+    let tensor = cat_tensor();
+    let input = [TensorRef {
+        dtype: DataType::Fp32,
+        shape: &[1, 3, 224, 224],
+        data: &tensor,
+    }];
+    let mut outputs = vec![Tensor::with_capacity(DataType::Fp32, 0)];
+    for _ in 0..WARM_UP {
+        runner.run(&input, &mut outputs).unwrap();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..COUNTED {
+        runner.run(&input, &mut outputs).unwrap();
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / COUNTED as f64
+}
+
+fn cat_tensor() -> Vec<u8> {
+    std::fs::read(images().join("cat.input.f32")).unwrap()
+}
+
+#[test]
+fn allocations_per_request_stay_within_budget() {
+    CLIENT.set(true);
+    let addresses = start_server();
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .on_thread_start(|| CLIENT.set(true))
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = client_runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let tensor = cat_tensor();
+        let base = format!("http://{}", addresses.http);
+        wait_ready(&http, &base).await;
+
+        let header = serde_json::json!({
+            "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                        "parameters": {"binary_data_size": tensor.len()}}],
+            "outputs": [{"name": "logits", "parameters": {"binary_data": true}}]
+        });
+        let mut body = serde_json::to_vec(&header).unwrap();
+        let header_length = body.len();
+        body.extend_from_slice(&tensor);
+        let body = Bytes::from(body);
+        let infer_url = format!("{base}/v2/models/{MODEL}/infer");
+        let binary = per_request(|| {
+            let request = http
+                .post(&infer_url)
+                .header("Inference-Header-Content-Length", header_length)
+                .body(body.clone());
+            async move { expect_ok(request).await }
+        })
+        .await;
+
+        let values: Vec<f32> = tensor
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let json_body = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({
+                "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                            "data": values}]
+            }))
+            .unwrap(),
+        );
+        let json = per_request(|| {
+            let request = http.post(&infer_url).body(json_body.clone());
+            async move { expect_ok(request).await }
+        })
+        .await;
+
+        let photo = Bytes::from(std::fs::read(images().join("cat.jpg")).unwrap());
+        let classify_url = format!("{base}/v2/models/{MODEL}/classify?top_k=5");
+        let image = per_request(|| {
+            let request = http.post(&classify_url).body(photo.clone());
+            async move { expect_ok(request).await }
+        })
+        .await;
+
+        let grpc = GrpcInferenceServiceClient::connect(format!("http://{}", addresses.grpc))
+            .await
+            .unwrap();
+        let message = ModelInferRequest {
+            model_name: MODEL.into(),
+            inputs: vec![InferInputTensor {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 3, 224, 224],
+                ..Default::default()
+            }],
+            raw_input_contents: vec![Bytes::from(tensor.clone())],
+            ..Default::default()
+        };
+        let grpc_count = per_request(|| {
+            let mut client = grpc.clone();
+            let message = message.clone();
+            async move {
+                let reply = client.model_infer(message).await.expect("gRPC infer");
+                assert_eq!(reply.get_ref().raw_output_contents[0].len(), 4000);
+            }
+        })
+        .await;
+        [
+            ("engine: ONNX Runtime run, Rust side", 0.0),
+            ("core: Server::infer, no protocol", 0.0),
+            ("HTTP, binary tensor", binary),
+            ("HTTP, JSON tensor", json),
+            ("HTTP, /classify image", image),
+            ("gRPC, tensor", grpc_count),
+        ]
+    });
+    let mut rows = rows;
+    rows[1].1 = core_per_request(addresses.server.clone());
+    // On the (counted) test thread; the client's threads are idle by now.
+    CLIENT.set(false);
+    rows[0].1 = engine_per_run();
+    println!("| path | heap allocations per request |");
+    println!("| --- | --- |");
+    for (path, count) in rows {
+        println!("| {path} | {count:.1} |");
+    }
+    // Budgets: a little above today's counts (see docs/performance.md for what each
+    // allocation is); lower them as allocations are removed.
+    // gRPC varies most from run to run (HTTP/2 flow-control frames).
+    let budgets = [4.0, 20.0, 90.0, 110.0, 560.0, 160.0];
+    for ((path, count), budget) in rows.iter().zip(budgets) {
+        assert!(
+            *count <= budget,
+            "{path}: {count:.1} allocations per request, budget {budget}"
+        );
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..600 {
+        let ready = http.get(format!("{base}/v2/health/ready")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+async fn expect_ok(request: reqwest::RequestBuilder) {
+    let response = request.send().await.expect("the request is sent");
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
