@@ -308,16 +308,22 @@ fn distribution(report: &Report, root: &Area<'_>) -> anyhow::Result<()> {
         let latencies = &level.tally.latencies;
         let last = (latencies.len() as f64).max(1.0);
         let steps = 200;
-        let points: Vec<(f64, f64)> = (0..=steps)
+        let mut points: Vec<(f64, f64)> = (0..=steps)
             .map(|s| {
                 let x = last.powf(s as f64 / steps as f64);
                 let quantile = 1.0 - 1.0 / x;
                 (x, latencies.value_at_quantile(quantile) as f64 / 1000.0)
             })
             .collect();
+        // The slowest request, which the last quantile step may not reach.
+        points.push((last, latencies.max() as f64 / 1000.0));
+        let load = match level.load {
+            Load::Concurrency(c) => format!("c={c}"),
+            Load::Rate(r) => format!("{r}/s"),
+        };
         let label = match &level.arrangement {
-            Some(arrangement) => format!("{} ({arrangement})", load_label(level.load)),
-            None => load_label(level.load),
+            Some(arrangement) => format!("{load} ({arrangement})"),
+            None => load,
         };
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
