@@ -5,8 +5,8 @@
 //! `c` client threads each submit a request (one prepared batch) to the queue and wait
 //! for its result before submitting the next; latency runs from submit to result. No
 //! protocol, no copies of the input, no batching across requests: what is left is the
-//! engine and a queue. Without `--instances` and `--threads`, the two arrangements that
-//! matter on a small CPU are measured, `cores`x1 and 1x`cores`, and the best of the two
+//! engine and a queue. Without `--instances` and `--threads`, every arrangement that
+//! `serve --tune` chooses among is measured (on 2 cores: `2x1` and `1x2`), and the best
 //! is reported per concurrency.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,26 +17,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferroserve_core::{DataType, ModelRepository, PixelType, Tensor};
 use ferroserve_engine::model::LoadedModel;
 use ferroserve_engine::{EngineError, EngineOptions};
+use ferroserve_server::models::Arrangement;
 use ferroserve_vision::ImagePreprocessor;
 
 use super::payload::{self, ExpectedOutput, ModelMeta, Sources, TensorMeta};
 use super::report::{Level, Load, Report};
 use super::tally::{Failure, FailureKind, Tally};
 use super::{BenchArgs, Timing, Window};
-
-/// `instances` engine sessions of `threads` intra-op threads each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Arrangement {
-    instances: usize,
-    threads: usize,
-}
-
-impl Arrangement {
-    /// `2x1`: instances x threads.
-    fn name(self) -> String {
-        format!("{}x{}", self.instances, self.threads)
-    }
-}
 
 /// One request waiting for an instance.
 struct Job {
@@ -102,19 +89,8 @@ fn arrangements(args: &BenchArgs) -> Vec<Arrangement> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = |n: usize| (cores / n).max(1);
     match (args.instances, args.threads) {
-        (None, None) => {
-            let mut both = vec![Arrangement {
-                instances: cores,
-                threads: 1,
-            }];
-            if cores > 1 {
-                both.push(Arrangement {
-                    instances: 1,
-                    threads: cores,
-                });
-            }
-            both
-        }
+        // The arrangements `serve --tune` chooses among.
+        (None, None) => Arrangement::candidates(cores),
         (instances, threads) => vec![Arrangement {
             instances: instances.unwrap_or_else(|| share(threads.unwrap_or(1))),
             threads: threads.unwrap_or_else(|| share(instances.unwrap_or(1))),
@@ -237,7 +213,7 @@ fn measure(
         };
         let mut levels = Vec::new();
         for &concurrency in concurrencies {
-            let label = format!("{} c={concurrency}", arrangement.name());
+            let label = format!("{} c={concurrency}", arrangement.to_string());
             let bar = super::progress_bar(args, &label);
             let replies = AtomicU64::new(0);
             let tally = super::with_progress(&bar, timing, &replies, || {
@@ -245,7 +221,7 @@ fn measure(
             });
             let level = Level {
                 load: Load::Concurrency(concurrency),
-                arrangement: Some(arrangement.name()),
+                arrangement: Some(arrangement.to_string()),
                 tally,
                 elapsed: timing.duration,
             };
