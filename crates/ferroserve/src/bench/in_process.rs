@@ -213,7 +213,7 @@ fn measure(
         };
         let mut levels = Vec::new();
         for &concurrency in concurrencies {
-            let label = format!("{} c={concurrency}", arrangement.to_string());
+            let label = format!("{arrangement} c={concurrency}");
             let bar = super::progress_bar(args, &label);
             let replies = AtomicU64::new(0);
             let tally = super::with_progress(&bar, timing, &replies, || {
