@@ -1,0 +1,284 @@
+"""Machine facts and the comparison report of scripts/compare.sh.
+
+    report.py machine                                   JSON facts about this machine, on stdout
+    report.py report --raw DIR --md FILE --charts DIR   docs/comparison.md and its PNG charts
+
+The report reads what compare.sh left in the raw folder: perf_analyzer CSVs named
+SERVER__MODEL__PROTOCOL__cN.csv (with SERVER__MODEL__PROTOCOL__cN.unstable beside a run that
+missed the stability target), ferroserve-in-process__MODEL.json from `ferroserve bench`,
+SERVER.server.json (each server's GET /v2), settings.json, machine.json and checks.txt.
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+SERVERS = ["ferroserve", "triton", "mlserver"]
+PROTOCOLS = ["http", "http-json", "grpc", "in-process"]
+PROTOCOL_NAMES = {"http": "HTTP (binary tensors)", "http-json": "HTTP (JSON tensors)",
+                  "grpc": "gRPC", "in-process": "in-process (no network)"}
+SERVER_COLORS = {"ferroserve": "tab:red", "triton": "tab:green", "mlserver": "tab:blue"}
+PROTOCOL_STYLES = {"http": "-", "http-json": ":", "grpc": "--", "in-process": "-."}
+ANY_ROW = {"server": "ferroserve", "protocol": "http", "concurrency": 0}
+
+
+def machine():
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    os_name = platform.system()
+    release = Path("/etc/os-release")
+    if release.exists():
+        for line in release.read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+            "os": os_name, "kernel": platform.release()}
+
+
+def load_rows(raw):
+    """[{server, model, protocol, concurrency, throughput, p50_ms, p99_ms, unstable}]"""
+    rows = []
+    for path in sorted(raw.glob("*__*__*__c*.csv")):
+        server, model, protocol, c = path.stem.split("__")
+        with open(path) as f:
+            record = next(csv.DictReader(f))
+        rows.append({
+            "server": server, "model": model, "protocol": protocol,
+            "concurrency": int(c[1:]),
+            "throughput": float(record["Inferences/Second"]),
+            "p50_ms": int(record["p50 latency"]) / 1000,
+            "p99_ms": int(record["p99 latency"]) / 1000,
+            "unstable": path.with_suffix(".unstable").exists(),
+        })
+    for path in sorted(raw.glob("ferroserve-in-process__*.json")):
+        model = path.stem.split("__", 1)[1]
+        bench = json.loads(path.read_text())
+        # Runs per arrangement (instances x threads) where the bench reports them, else
+        # the top-level runs.
+        groups = [(a.get("arrangement"), a["runs"]) for a in bench.get("arrangements", [])]
+        for arrangement, runs in groups or [(None, bench.get("runs", []))]:
+            for run in runs:
+                rows.append({
+                    "server": "ferroserve", "model": model,
+                    "protocol": f"in-process {arrangement}" if arrangement else "in-process",
+                    "concurrency": int(run["concurrency"]),
+                    "throughput": float(run["throughput"]),
+                    "p50_ms": float(run["p50_ms"]), "p99_ms": float(run["p99_ms"]),
+                    "unstable": False,
+                })
+    return rows
+
+
+def base_protocol(protocol):
+    return protocol.split()[0]
+
+
+def order(row):
+    protocol = base_protocol(row["protocol"])
+    return (PROTOCOLS.index(protocol) if protocol in PROTOCOLS else 99, row["protocol"],
+            row["concurrency"],
+            SERVERS.index(row["server"]) if row["server"] in SERVERS else 99)
+
+
+def read_json(path, default):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def version_of(package):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def mlserver_workers_text(workers):
+    if workers == 0:
+        return ("inference runs in the server process itself, one request at a time, "
+                "with no hand-off to a worker process")
+    return f"inference in {workers} worker processes, each with its own copy of the model"
+
+
+def model_table(rows, model):
+    ferro = {(r["protocol"], r["concurrency"]): r for r in rows
+             if r["model"] == model and r["server"] == "ferroserve"}
+    lines = ["| server | protocol | concurrency | infer/s | p50 ms | p99 ms | throughput / ferroserve | p99 / ferroserve |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted((r for r in rows if r["model"] == model), key=order):
+        base = ferro.get((r["protocol"], r["concurrency"]))
+        if r["server"] == "ferroserve" or base is None:
+            tput_ratio = p99_ratio = "—"
+        else:
+            tput_ratio = f"{r['throughput'] / base['throughput']:.2f}x"
+            p99_ratio = f"{r['p99_ms'] / base['p99_ms']:.2f}x"
+        mark = " *" if r["unstable"] else ""
+        lines.append(f"| {r['server']} | {r['protocol']} | {r['concurrency']} | "
+                     f"{r['throughput']:.1f}{mark} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{tput_ratio} | {p99_ratio} |")
+    return "\n".join(lines)
+
+
+def charts(rows, model, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric, label, log_y in (("throughput", "inferences / s", False),
+                                 ("p99_ms", "p99 latency (ms)", True)):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        series = sorted({(r["server"], r["protocol"]) for r in rows if r["model"] == model},
+                        key=lambda sp: (SERVERS.index(sp[0]), order({**ANY_ROW, "protocol": sp[1]})))
+        for server, protocol in series:
+            points = sorted((r["concurrency"], r[metric]) for r in rows
+                            if r["model"] == model and r["server"] == server
+                            and r["protocol"] == protocol)
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, PROTOCOL_STYLES.get(base_protocol(protocol), "-"), marker="o",
+                    color=SERVER_COLORS[server], label=f"{server}, {protocol}")
+        ax.set_xscale("log", base=2)
+        levels = sorted({r["concurrency"] for r in rows if r["model"] == model})
+        ax.set_xticks(levels, [str(c) for c in levels])
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel("concurrent requests (perf_analyzer --concurrency-range)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{model}: {label} vs concurrency")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        name = f"{model}-{'throughput' if metric == 'throughput' else 'p99'}.png"
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def report(raw, md_path, chart_dir):
+    rows = load_rows(raw)
+    if not rows:
+        sys.exit(f"report: no results in {raw}")
+    settings = read_json(raw / "settings.json", {})
+    host = read_json(raw / "machine.json", machine())
+    servers = {s: read_json(raw / f"{s}.server.json", {}) for s in SERVERS}
+    checks = (raw / "checks.txt").read_text().strip() if (raw / "checks.txt").exists() else ""
+    models = sorted({r["model"] for r in rows}, key=lambda m: (m != "efficientnet-lite0", m))
+    chart_dir.mkdir(parents=True, exist_ok=True)
+    rel_charts = os.path.relpath(chart_dir, md_path.parent)
+
+    quick = settings.get("quick") == 1
+    instances, threads = settings.get("instances", 2), settings.get("threads", 1)
+    workers, ml_threads = settings.get("mlserver_workers", 0), settings.get("mlserver_threads", 2)
+    ferro_version = servers["ferroserve"].get("version", "?")
+    triton_version = servers["triton"].get("version", "?")
+    mlserver_version = servers["mlserver"].get("version", version_of("mlserver"))
+
+    out = ["# ferroserve against Triton and MLServer", ""]
+    out.append("Generated by `scripts/compare.sh` (`scripts/compare/report.py`); do not edit by hand.")
+    out.append("")
+    if quick:
+        out += ["> **Smoke run (QUICK=1)**: short measurement windows and a loose stability target,",
+                "> on a machine shared with builds. It shows that every path works; its numbers are",
+                "> not results. A full run is `scripts/compare.sh` on an otherwise idle machine.", ""]
+    out += [
+        f"- Date: {settings.get('started', '?')}",
+        f"- Machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, "
+        f"{host['os']} (Linux {host['kernel']}), no GPU. Client and server share the cores.",
+        f"- Client: perf_analyzer {settings.get('perf_analyzer', '?')}, "
+        f"{settings.get('interval_ms', '?')} ms measurement windows, stability target "
+        f"{settings.get('stability_percent', '?')}% over at most {settings.get('max_trials', '?')} windows; "
+        "synchronous requests, one batch-1 tensor each "
+        f"({settings.get('input_tensor', 'the reference cat image')}, `input` [1,3,224,224] FP32) "
+        "read from `target/compare/repos/MODEL/perf-data`.",
+        "",
+        "## Servers and settings",
+        "",
+        "All three serve the same ONNX file with ONNX Runtime 1.32.0 on the CPU, with no "
+        "dynamic batching and no response cache, on 127.0.0.1, one server at a time. "
+        f"ferroserve and Triton run {instances} model instances of {threads} intra-op thread "
+        "each (2 cores); MLServer runs the fastest of the settings tried for it "
+        "(scripts/compare.sh says which and why).",
+        "",
+        f"- **ferroserve {ferro_version}** (release build): `ferroserve serve` on the model's "
+        "config.pbtxt (efficientnet-lite0: the bundled one; mobilenet-v2-random: `backend: "
+        f"\"onnxruntime\"`, max_batch_size {settings.get('max_batch_size', 8)}, instance_group count "
+        f"{instances}); ONNX Runtime from libonnxruntime.so.1.32.0 of the PyPI wheel; intra-op "
+        "threads: its default, the cores shared among the instances (1 each).",
+        f"- **Triton Inference Server {triton_version}** from PyPI nvidia-pytriton "
+        f"{version_of('nvidia-pytriton')} (the `tritonserver` binary and Python backend it ships; "
+        "pytriton's own Python API is not used). Python backend, `model.py` "
+        "(scripts/compare/triton_model.py) running onnxruntime "
+        f"{version_of('onnxruntime')}: instance_group count {instances} KIND_CPU (one stub "
+        f"process each), intra_op_num_threads {threads}, max_batch_size "
+        f"{settings.get('max_batch_size', 8)}, no dynamic_batching block, no --cache-config.",
+        f"- **MLServer {mlserver_version}**: a custom runtime (scripts/compare/mlserver_runtime.py, "
+        f"an `MLModel` running onnxruntime {version_of('onnxruntime')}) with parallel_workers "
+        f"{workers} ({mlserver_workers_text(workers)}) and intra_op_num_threads "
+        f"{ml_threads}; debug (access log) off; adaptive batching off. MLServer's REST "
+        "API has no binary tensor extension, so its HTTP rows are JSON only.",
+        "",
+        "Ratios are the peer's value divided by ferroserve's at the same protocol and "
+        "concurrency: throughput below 1x and p99 above 1x mean ferroserve did better. "
+        "`*` marks a run that missed the stability target (rerun with a loose one).",
+        "",
+    ]
+    for model in models:
+        out += [f"## {model}", "", model_table(rows, model), ""]
+        for name in charts(rows, model, chart_dir):
+            out.append(f"![{name}]({rel_charts}/{name})")
+        out.append("")
+    if checks:
+        out += ["## Output checks", "",
+                "Before measuring, each server answered the reference tensor over HTTP and gRPC; "
+                "its output was compared with onnxruntime run locally on the same file:", "",
+                "```", checks, "```", ""]
+    out += [
+        "## How perf_analyzer talks to each server",
+        "",
+        "- ferroserve and Triton: `perf_analyzer -m MODEL -u 127.0.0.1:PORT -i http|grpc "
+        "--concurrency-range C:C --input-data DIR` (plus `--input-tensor-format json "
+        "--output-tensor-format json` for the JSON rows).",
+        "- MLServer implements the KServe v2 protocol but not Triton's model-configuration "
+        "extension, which perf_analyzer reads first (HTTP GET /v2/models/NAME/config, gRPC "
+        "ModelConfig). scripts/compare/mlserver_serve.py starts MLServer with that one "
+        "read-only endpoint added, answering max_batch_size 0; perf_analyzer then needs "
+        "`--shape input:1,3,224,224` and sends the same [1,3,224,224] tensor as to the others. "
+        "HTTP rows use JSON tensors. Its runtime builds outputs without MLServer's "
+        "`content_type` parameter, because Triton's HTTP client reads `binary_data_size` "
+        "from any output parameters.",
+        "- perf_analyzer's default random input is raw random bytes (NaN and Inf among "
+        "them), which JSON cannot carry; every server gets the real image tensor instead.",
+        "",
+    ]
+    md_path.write_text("\n".join(out))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("machine")
+    r = sub.add_parser("report")
+    r.add_argument("--raw", required=True, type=Path)
+    r.add_argument("--md", required=True, type=Path)
+    r.add_argument("--charts", required=True, type=Path)
+    args = p.parse_args()
+    if args.command == "machine":
+        json.dump(machine(), sys.stdout)
+        print()
+    else:
+        report(args.raw, args.md, args.charts)
+
+
+if __name__ == "__main__":
+    main()
