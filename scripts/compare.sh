@@ -39,7 +39,11 @@ else
   BENCH_SECS=${BENCH_SECS:-10}
 fi
 MODELS=${MODELS:-"efficientnet-lite0 mobilenet-v2-random"}
-SERVERS=${SERVERS:-"ferroserve triton mlserver"}
+SERVERS=${SERVERS:-"ferroserve ferroserve-tune triton mlserver"}
+# ferroserve-tune: `serve --tune` with this p99 target, given TUNE_SETTLE_SECS of the
+# coming load (from `ferroserve bench`) before each measurement.
+TUNE_TARGET_MS=${TUNE_TARGET_MS:-100}
+TUNE_SETTLE_SECS=${TUNE_SETTLE_SECS:-15}
 PROTOCOLS=${PROTOCOLS:-"http http-json grpc"}
 CONCURRENCY=${CONCURRENCY:-"1 4 16"}
 SHARED=$(realpath -m "${SHARED:-../shared}")
@@ -47,6 +51,7 @@ PA=${PERF_ANALYZER:-$HOME/.cache/perf-analyzer/perf_analyzer}
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 # HTTP ports; gRPC and metrics take the next two.
 FERROSERVE_PORT=${FERROSERVE_PORT:-18000}
+FERROSERVE_TUNE_PORT=${FERROSERVE_TUNE_PORT:-18010}
 TRITON_PORT=${TRITON_PORT:-28000}
 MLSERVER_PORT=${MLSERVER_PORT:-38000}
 
@@ -99,6 +104,7 @@ cat > "$RAW/settings.json" <<EOF
 {"started": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "quick": $QUICK, "interval_ms": $INTERVAL_MS,
  "stability_percent": $STABILITY, "max_trials": $MAX_TRIALS, "bench_secs": $BENCH_SECS,
  "instances": $INSTANCES, "threads": $THREADS, "max_batch_size": $MAX_BATCH,
+ "tune_target_ms": $TUNE_TARGET_MS, "tune_settle_secs": $TUNE_SETTLE_SECS,
  "mlserver_workers": $MLSERVER_WORKERS, "mlserver_threads": $MLSERVER_THREADS,
  "perf_analyzer": "$(perf_analyzer_version)", "input_tensor": "$INPUT_SOURCE"}
 EOF
@@ -130,7 +136,7 @@ model_onnx() {
 # Each server's HTTP port; gRPC is the next one, metrics the one after.
 http_port() {
   case $1 in
-    ferroserve) echo "$FERROSERVE_PORT" ;; triton) echo "$TRITON_PORT" ;; mlserver) echo "$MLSERVER_PORT" ;;
+    ferroserve) echo "$FERROSERVE_PORT" ;; ferroserve-tune) echo "$FERROSERVE_TUNE_PORT" ;; triton) echo "$TRITON_PORT" ;; mlserver) echo "$MLSERVER_PORT" ;;
   esac
 }
 grpc_port() { echo $(($(http_port "$1") + 1)); }
@@ -142,7 +148,7 @@ check_ports_free() {
   local port
   for port in $(http_port "$1") $(grpc_port "$1") $(metrics_port "$1"); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "compare: port $port is in use; stop what listens there or set ${1^^}_PORT" >&2
+      echo "compare: port $port is in use; stop what listens there or set the ${1^^} port" >&2
       exit 1
     fi
   done
@@ -177,6 +183,12 @@ start_server() {
       setsid "$FERRO" serve --host 127.0.0.1 --http-port "$FERROSERVE_PORT" \
         --grpc-port "$(grpc_port ferroserve)" --metrics-port "$(metrics_port ferroserve)" \
         --model-repository "$repos/ferroserve" >"$SERVER_LOG" 2>&1 &
+      ;;
+    ferroserve-tune)
+      setsid "$FERRO" serve --host 127.0.0.1 --http-port "$FERROSERVE_TUNE_PORT" \
+        --grpc-port "$(grpc_port ferroserve-tune)" --metrics-port "$(metrics_port ferroserve-tune)" \
+        --model-repository "$repos/ferroserve" --tune --latency-target-ms "$TUNE_TARGET_MS" \
+        >"$SERVER_LOG" 2>&1 &
       ;;
     triton)
       # PATH: the stub's embedded Python finds the venv (and its onnxruntime) through the
@@ -235,6 +247,14 @@ measure() {
                       --input-tensor-format json --output-tensor-format json) ;;
     grpc) args+=(-i grpc -u "127.0.0.1:$(grpc_port "$server")") ;;
   esac
+  if [ "$server" = ferroserve-tune ]; then
+    # Let the tuner settle on this load first (it measures 1 s windows).
+    local bench_protocol=$protocol
+    [ "$protocol" = http-json ] && bench_protocol=http
+    "$FERRO" bench --quiet --model "$model" --protocol "$bench_protocol" \
+      --url "http://127.0.0.1:$(http_port "$server")" --grpc-url "http://127.0.0.1:$(grpc_port "$server")" \
+      --concurrency "$c" --warmup 0s --duration "${TUNE_SETTLE_SECS}s" >/dev/null 2>&1 || true
+  fi
   if [ "$server" = mlserver ]; then
     # mlserver_serve.py reports max_batch_size 0, so the shape names the batch dimension.
     read -r -a shape_flags <"$OUT/repos/$model/batch1-shape-flags"
@@ -273,10 +293,9 @@ ferroserve_bench() {
   fi
   local levels same=()
   levels=$(echo "$CONCURRENCY" | tr ' ' ',')
-  # Where the build has them: the servers' arrangement (instances x threads) and input.
-  if "$FERRO" bench --help 2>&1 | grep -q -- '--instances'; then
-    same=(--instances "$INSTANCES" --threads "$THREADS" --input "$OUT/repos/$model/perf-data/input")
-  fi
+  # The ceiling is the best arrangement of the engine (every instances x threads split
+  # `serve --tune` chooses among), on the same input as perf_analyzer's.
+  same=(--input "$OUT/repos/$model/perf-data/input")
   if "$FERRO" bench --in-process --model-repository "$OUT/repos/$model/ferroserve" \
       --model "$model" --concurrency "$levels" --duration "${BENCH_SECS}s" "${same[@]}" \
       --json "$RAW/ferroserve-in-process__${model}.json" >"$OUT/logs/bench-$model.log" 2>&1; then

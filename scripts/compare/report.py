@@ -18,11 +18,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-SERVERS = ["ferroserve", "triton", "mlserver"]
+SERVERS = ["ferroserve", "ferroserve-tune", "triton", "mlserver"]
 PROTOCOLS = ["http", "http-json", "grpc", "in-process"]
 PROTOCOL_NAMES = {"http": "HTTP (binary tensors)", "http-json": "HTTP (JSON tensors)",
                   "grpc": "gRPC", "in-process": "in-process (no network)"}
-SERVER_COLORS = {"ferroserve": "tab:red", "triton": "tab:green", "mlserver": "tab:blue"}
+SERVER_COLORS = {"ferroserve": "tab:red", "ferroserve-tune": "tab:orange",
+                 "triton": "tab:green", "mlserver": "tab:blue"}
 PROTOCOL_STYLES = {"http": "-", "http-json": ":", "grpc": "--", "in-process": "-."}
 ANY_ROW = {"server": "ferroserve", "protocol": "http", "concurrency": 0}
 
@@ -68,7 +69,9 @@ def load_rows(raw):
         # Runs per arrangement (instances x threads) where the bench reports them, else
         # the top-level runs.
         groups = [(a.get("arrangement"), a["runs"]) for a in bench.get("arrangements", [])]
-        for arrangement, runs in groups or [(None, bench.get("runs", []))]:
+        # The ceiling: the best arrangement at each concurrency.
+        groups.append(("best", bench.get("runs", [])))
+        for arrangement, runs in groups:
             for run in runs:
                 rows.append({
                     "server": "ferroserve", "model": model,
@@ -215,6 +218,10 @@ def report(raw, md_path, chart_dir):
         f"\"onnxruntime\"`, max_batch_size {settings.get('max_batch_size', 8)}, instance_group count "
         f"{instances}); ONNX Runtime from libonnxruntime.so.1.32.0 of the PyPI wheel; intra-op "
         "threads: its default, the cores shared among the instances (1 each).",
+        f"- **ferroserve-tune**: the same server with `--tune --latency-target-ms "
+        f"{settings.get('tune_target_ms', 100)}`, given {settings.get('tune_settle_secs', 15)} s of "
+        "the coming load (`ferroserve bench`) before each measurement, so that it has chosen "
+        "its instances x threads, batch size and queue delay for that load.",
         f"- **Triton Inference Server {triton_version}** from PyPI nvidia-pytriton "
         f"{version_of('nvidia-pytriton')} (the `tritonserver` binary and Python backend it ships; "
         "pytriton's own Python API is not used). Python backend, `model.py` "
