@@ -1467,7 +1467,11 @@ async fn the_response_cache_answers_repeated_requests_without_running_the_model(
         .unwrap();
     let hits = text
         .lines()
-        .find(|l| l.starts_with("ferroserve_cache_lookups_total") && l.contains("result=\"hit\""))
+        .find(|l| {
+            l.starts_with("ferroserve_cache_lookups_total")
+                && l.contains(&format!("model=\"{MODEL}\","))
+                && l.contains("result=\"hit\"")
+        })
         .unwrap_or_else(|| panic!("no cache hit counter: {text}"));
     let count: f64 = hits.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 2.0, "{hits}");
