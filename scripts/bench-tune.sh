@@ -9,7 +9,8 @@
 #      tuned server's throughput as a share of it.
 # Environment: TARGET_MS (p99 target, default 100), LEVELS (default 1,4,16), DURATION
 # (measurement per level, default 5s), TUNE_WARMUP (default 25s), QUICK=1 (a smaller
-# grid, for a smoke run).
+# grid, for a smoke run), TUNED_ONLY=1 (measure --tune again against the static runs
+# already in target/bench-tune).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_MS=${TARGET_MS:-100}
@@ -21,7 +22,8 @@ OUT=target/bench-tune
 PORT=18500
 scripts/setup-onnxruntime.sh
 cargo build --release -q -p ferroserve
-rm -rf "$OUT" && mkdir -p "$OUT/repos" "$OUT/runs"
+if [ "${TUNED_ONLY:-0}" != 1 ]; then rm -rf "$OUT"; fi
+mkdir -p "$OUT/repos" "$OUT/runs"
 cores=$(nproc)
 
 # A repository holding the bundled model with `instance_group` and `dynamic_batching`
@@ -66,6 +68,7 @@ else
   batches="1 2 4 8"; delays="0 500 2000"
 fi
 instances=$cores
+[ "${TUNED_ONLY:-0}" = 1 ] && instances=0
 while [ "$instances" -ge 1 ]; do
   for batch in $batches; do
     for delay in $delays; do

@@ -9,12 +9,13 @@
 //!   neither does and its p99 is at least 3% lower.
 //! - The current setting runs for a few windows, then one neighbour is **probed** for one
 //!   window: one more or one fewer instance arrangement step, twice or half the largest
-//!   batch, the next longer or shorter queue delay. A better probe is kept; a worse one
-//!   is undone after its single window.
+//!   batch, the next longer or shorter queue delay. A probe that is better in
+//!   [`CONFIRMATIONS`] windows in a row is kept (one lucky window is noise on a busy
+//!   machine); a worse one is undone after its window.
 //! - When a whole round of neighbours brings nothing, the wait between probes doubles
 //!   (up to [`MAX_SETTLE`] windows), so a stable load pays for few probes. It drops back
 //!   to [`MIN_SETTLE`] when p99 goes over the target or the load changes (throughput
-//!   moves by a quarter).
+//!   moves by a quarter, two windows in a row).
 //! - A window with fewer than [`MIN_REQUESTS`] requests says nothing; it changes nothing.
 //!
 //! The decision is the pure [`Search::step`]; the thread around it only measures and
@@ -39,6 +40,8 @@ pub const DELAYS: [Duration; 6] = [
     Duration::from_millis(2),
     Duration::from_millis(4),
 ];
+/// Windows in a row a probe must beat the current setting to replace it.
+pub const CONFIRMATIONS: u32 = 2;
 /// Windows with fewer requests are ignored.
 pub const MIN_REQUESTS: u64 = 20;
 /// Fewest windows between probes.
@@ -92,10 +95,19 @@ pub struct Search {
     /// Throughput when the current setting was last adopted or confirmed, to notice a
     /// change of load.
     settled_throughput: Option<f64>,
-    probing: Option<Candidate>,
+    /// Consecutive windows whose throughput was a quarter away from the settled one.
+    drifted: u32,
+    probing: Option<Probe>,
     untried: VecDeque<Candidate>,
     settle: u32,
     waited: u32,
+}
+
+/// A neighbour on trial, and how many windows in a row it has beaten the current setting.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    candidate: Candidate,
+    wins: u32,
 }
 
 impl Search {
@@ -108,6 +120,7 @@ impl Search {
             current: start,
             last: None,
             settled_throughput: None,
+            drifted: 0,
             probing: None,
             untried: VecDeque::new(),
             settle: MIN_SETTLE,
@@ -119,7 +132,7 @@ impl Search {
 
     /// The setting in force (or being probed).
     pub fn current(&self) -> Candidate {
-        self.probing.unwrap_or(self.current)
+        self.probing.map_or(self.current, |p| p.candidate)
     }
 
     /// Takes the measurement of the window that just ended; returns the setting to
@@ -129,19 +142,28 @@ impl Search {
             // Idle: nothing to learn. An interrupted probe is undone.
             return self.probing.take().map(|_| self.current);
         }
-        if let Some(probe) = self.probing.take() {
+        if let Some(mut probe) = self.probing.take() {
             let better = self.last.is_none_or(|last| self.better(&window, &last));
-            if better {
-                self.adopt(probe, window);
-                return None;
+            if !better {
+                return Some(self.current);
             }
-            return Some(self.current);
+            // One lucky window is not enough on a noisy machine: a probe must win twice.
+            probe.wins += 1;
+            if probe.wins < CONFIRMATIONS {
+                self.probing = Some(probe);
+            } else {
+                self.adopt(probe.candidate, window);
+            }
+            return None;
         }
-        let load_changed = self
+        let drifting = self
             .settled_throughput
             .is_some_and(|t| (window.throughput - t).abs() > 0.25 * t);
+        self.drifted = if drifting { self.drifted + 1 } else { 0 };
+        let load_changed = self.drifted >= 2;
         self.last = Some(window);
         if window.p99 > self.target || load_changed {
+            self.drifted = 0;
             self.settle = MIN_SETTLE;
             self.settled_throughput = Some(window.throughput);
             if self.untried.is_empty() {
@@ -159,9 +181,9 @@ impl Search {
             self.settled_throughput = Some(window.throughput);
             self.untried = self.neighbours(self.current);
         }
-        let probe = self.untried.pop_front()?;
-        self.probing = Some(probe);
-        Some(probe)
+        let candidate = self.untried.pop_front()?;
+        self.probing = Some(Probe { candidate, wins: 0 });
+        Some(candidate)
     }
 
     fn adopt(&mut self, candidate: Candidate, window: Measurement) {
@@ -425,6 +447,33 @@ mod tests {
         let heavy = |c: Candidate| window(if c.arrangement == 0 { 330.0 } else { 250.0 }, 40);
         run(&mut search, 80, heavy);
         assert_eq!(search.current.arrangement, 0);
+    }
+
+    #[test]
+    fn one_lucky_window_does_not_move_it() {
+        let mut search = Search::new(TARGET, 2, 1, start());
+        // Settle on the start, then probe: the probe wins its first window only.
+        let mut probed = None;
+        for _ in 0..10 {
+            if let Some(probe) = search.step(window(300.0, 20)) {
+                probed = Some(probe);
+                break;
+            }
+        }
+        let probe = probed.expect("it probes a neighbour");
+        assert_ne!(probe, start());
+        assert_eq!(
+            search.step(window(320.0, 20)),
+            None,
+            "one win: keep probing"
+        );
+        assert_eq!(search.current(), probe);
+        assert_eq!(
+            search.step(window(280.0, 20)),
+            Some(start()),
+            "then a loss: back"
+        );
+        assert_eq!(search.current, start());
     }
 
     #[test]
