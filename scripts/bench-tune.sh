@@ -8,7 +8,8 @@
 #   3. per concurrency: the best static setting whose p99 meets the target, and the
 #      tuned server's throughput as a share of it.
 # Environment: TARGET_MS (p99 target, default 100), LEVELS (default 1,4,16), DURATION
-# (measurement per level, default 5s), TUNE_WARMUP (default 25s), QUICK=1 (a smaller
+# (measurement per level, default 5s), TUNE_WARMUP (default 30s), TUNE_DURATION (the
+# tuned server's measurement per level, default 20s), QUICK=1 (a smaller
 # grid, for a smoke run), TUNED_ONLY=1 (measure --tune again against the static runs
 # already in target/bench-tune).
 set -euo pipefail
@@ -16,7 +17,10 @@ cd "$(dirname "$0")/.."
 TARGET_MS=${TARGET_MS:-100}
 LEVELS=${LEVELS:-1,4,16}
 DURATION=${DURATION:-5s}
-TUNE_WARMUP=${TUNE_WARMUP:-25s}
+TUNE_WARMUP=${TUNE_WARMUP:-30s}
+# Longer than DURATION: the tuner probes a neighbour now and then, and its cost belongs
+# in the average, not in or out of a short window by chance.
+TUNE_DURATION=${TUNE_DURATION:-20s}
 BIN=target/release/ferroserve
 OUT=target/bench-tune
 PORT=18500
@@ -43,10 +47,10 @@ make_repo() {
   fi
 }
 
-# serve_and_bench NAME [serve flags...]: one server, the whole concurrency sweep.
+# serve_and_bench NAME WARMUP DURATION [serve flags...]: one server, the whole sweep.
 serve_and_bench() {
-  local name=$1 warmup=$2
-  shift 2
+  local name=$1 warmup=$2 duration=$3
+  shift 3
   "$BIN" serve --host 127.0.0.1 --http-port $PORT --grpc-port $((PORT + 1)) \
     --metrics-port $((PORT + 2)) "$@" 2>"$OUT/runs/$name.log" &
   local server=$!
@@ -56,7 +60,7 @@ serve_and_bench() {
   done
   "$BIN" bench --quiet --protocol grpc --grpc-url "http://127.0.0.1:$((PORT + 1))" \
     --input ../shared/images/cat.input.f32 --concurrency "$LEVELS" \
-    --warmup "$warmup" --duration "$DURATION" --json "$OUT/runs/$name.json" >/dev/null
+    --warmup "$warmup" --duration "$duration" --json "$OUT/runs/$name.json" >/dev/null
   curl -s "http://127.0.0.1:$((PORT + 2))/metrics" | grep '^ferroserve_tuned' \
     >"$OUT/runs/$name.tuned" || true
   kill "$server" && wait "$server" || true
@@ -76,14 +80,14 @@ while [ "$instances" -ge 1 ]; do
       name="static-${instances}x$((cores / instances))-b$batch-d$delay"
       make_repo "$name" "$instances" "$batch" "$delay"
       echo "== $name" >&2
-      serve_and_bench "$name" 2s --model-repository "$OUT/repos/$name" --load-model efficientnet-lite0 \
+      serve_and_bench "$name" 2s "$DURATION" --model-repository "$OUT/repos/$name" --load-model efficientnet-lite0 \
         --model-control-mode explicit
     done
   done
   instances=$((instances / 2))
 done
 echo "== tuned (p99 target $TARGET_MS ms)" >&2
-serve_and_bench tuned "$TUNE_WARMUP" --tune --latency-target-ms "$TARGET_MS" \
+serve_and_bench tuned "$TUNE_WARMUP" "$TUNE_DURATION" --tune --latency-target-ms "$TARGET_MS" \
   --load-model efficientnet-lite0 --model-control-mode explicit
 
 python3 - "$OUT/runs" "$TARGET_MS" <<'PY'

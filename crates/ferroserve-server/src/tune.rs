@@ -12,8 +12,9 @@
 //!   batch, the next longer or shorter queue delay. A probe that is better in
 //!   [`CONFIRMATIONS`] windows in a row is kept (one lucky window is noise on a busy
 //!   machine); a worse one is undone after its window.
-//! - When a whole round of neighbours brings nothing, the wait between probes doubles
-//!   (up to [`MAX_SETTLE`] windows), so a stable load pays for few probes. It drops back
+//! - When a whole round of neighbours brings nothing, the wait between probes grows
+//!   [`SETTLE_GROWTH`]-fold (up to [`MAX_SETTLE`] windows), so a stable load pays for few
+//!   probes. It drops back
 //!   to [`MIN_SETTLE`] when p99 goes over the target or the load changes (throughput
 //!   moves by a quarter, two windows in a row).
 //! - A window with fewer than [`MIN_REQUESTS`] requests says nothing; it changes nothing.
@@ -48,6 +49,10 @@ pub const MIN_REQUESTS: u64 = 20;
 pub const MIN_SETTLE: u32 = 2;
 /// Most windows between probes.
 pub const MAX_SETTLE: u32 = 32;
+/// How much longer the wait between probes gets after a round that found nothing
+/// better: a probe of a worse setting costs a window of throughput, so a stable load
+/// should soon pay for few of them.
+pub const SETTLE_GROWTH: u32 = 4;
 
 /// One point of the space the tuner searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,7 +182,7 @@ impl Search {
         self.waited = 0;
         if self.untried.is_empty() {
             // A whole round brought nothing: probe less often.
-            self.settle = (self.settle * 2).min(MAX_SETTLE);
+            self.settle = (self.settle * SETTLE_GROWTH).min(MAX_SETTLE);
             self.settled_throughput = Some(window.throughput);
             self.untried = self.neighbours(self.current);
         }
