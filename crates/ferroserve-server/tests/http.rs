@@ -1175,6 +1175,17 @@ impl Drop for TempRepository {
     }
 }
 
+/// A server of its own on `repository`, served over HTTP; returns it with its base URL.
+async fn start_on(repository: &TempRepository, mode: ModelControlMode) -> (Arc<Server>, String) {
+    let options = options(repository.0.clone(), mode, Vec::new());
+    let server: Arc<Server> = tokio::task::spawn_blocking(move || Server::start(options))
+        .await
+        .unwrap()
+        .unwrap();
+    let base = serve(router(server.clone(), HttpLimits::default())).await;
+    (server, base)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -1191,12 +1202,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test]
 async fn repository_api_in_explicit_mode() {
     let repository = TempRepository::with_bundled(MODEL, "explicit");
-    let options = options(repository.0.clone(), ModelControlMode::Explicit, Vec::new());
-    let server: Arc<Server> = tokio::task::spawn_blocking(move || Server::start(options))
-        .await
-        .unwrap()
-        .unwrap();
-    let base = serve(router(server.clone(), HttpLimits::default())).await;
+    let (server, base) = start_on(&repository, ModelControlMode::Explicit).await;
     let client = Client::new();
     let at = |path: &str| format!("{base}{path}");
 
@@ -1384,12 +1390,7 @@ async fn the_response_cache_answers_repeated_requests_without_running_the_model(
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\nresponse_cache { enable: true }\n");
     std::fs::write(&config, text).unwrap();
-    let options = options(repository.0.clone(), ModelControlMode::None, Vec::new());
-    let server: Arc<Server> = tokio::task::spawn_blocking(move || Server::start(options))
-        .await
-        .unwrap()
-        .unwrap();
-    let base = serve(router(server.clone(), HttpLimits::default())).await;
+    let (server, base) = start_on(&repository, ModelControlMode::None).await;
     let client = Client::new();
     let infer = |image: &'static str, outputs: Value| {
         let client = client.clone();

@@ -28,6 +28,9 @@ const FONT: &str = "sans-serif";
 
 /// The drawing area of one chart.
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+/// Load levels across, a value up.
+type LevelAxes =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
 /// Draws one chart of a report.
 type Chart = fn(&Report, &Area<'_>) -> anyhow::Result<()>;
 
@@ -151,13 +154,7 @@ fn level_chart<'a, 'b>(
     title: &str,
     y_max: f64,
     y_desc: &str,
-) -> anyhow::Result<
-    ChartContext<
-        'a,
-        BitMapBackend<'b>,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
-> {
+) -> anyhow::Result<ChartContext<'a, BitMapBackend<'b>, LevelAxes>> {
     let labels: Vec<String> = loads(report).into_iter().map(load_label).collect();
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 24))
@@ -208,18 +205,7 @@ fn throughput(report: &Report, root: &Area<'_>) -> anyhow::Result<()> {
             .iter()
             .map(|l| (x_of(report, l.load), l.throughput()))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, color.filled())),
-            )
-            .map_err(plot_error)?;
+        line_with_points(&mut chart, name, color, points)?;
     }
     legend(&mut chart)
 }
@@ -251,18 +237,7 @@ fn percentiles(report: &Report, root: &Area<'_>) -> anyhow::Result<()> {
             .iter()
             .map(|l| (x_of(report, l.load), ms(l, quantile)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, color.filled())),
-            )
-            .map_err(plot_error)?;
+        line_with_points(&mut chart, name, color, points)?;
     }
     legend(&mut chart)
 }
@@ -340,6 +315,28 @@ fn percentile_label(x: f64) -> String {
     let text = format!("{percent:.4}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("p{text}")
+}
+
+/// One labelled series: a line through `points`, with a dot at each.
+fn line_with_points<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, LevelAxes>,
+    name: impl Into<String>,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+) -> anyhow::Result<()> {
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+        .map_err(plot_error)?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 4, color.filled())),
+        )
+        .map_err(plot_error)?;
+    Ok(())
 }
 
 fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
