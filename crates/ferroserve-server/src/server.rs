@@ -328,20 +328,32 @@ impl Server {
         request: InferRequest,
     ) -> Result<InferResponse, ServeError> {
         let started = Instant::now();
-        let outputs = requested_outputs(served, &request.outputs)?;
-        let compute = async {
-            let (inputs, rows) = self.job_inputs(served, &request.inputs).await?;
-            submit(served, inputs, rows, request.timeout, started).await
+        // Every request that reached the model counts in its statistics, refused ones too.
+        let result = match requested_outputs(served, &request.outputs) {
+            Ok(outputs) => {
+                let compute = async {
+                    let (inputs, rows) = self.job_inputs(served, &request.inputs).await?;
+                    submit(served, inputs, rows, request.timeout, started).await
+                };
+                let key = || cache::request_key(served, &request.inputs);
+                let result = self.through_cache(served, key, compute).await;
+                result.map(|computed| (outputs, computed))
+            }
+            Err(e) => Err(e),
         };
-        let key = || cache::request_key(served, &request.inputs);
-        let result = self.through_cache(served, key, compute).await;
         let rows = batch_rows(served, &request.inputs);
-        record(served, &result, rows, started);
+        record(
+            served,
+            result.as_ref().map(|(_, computed)| computed),
+            rows,
+            started,
+        );
+        let (outputs, computed) = result?;
         Ok(InferResponse {
             model: served.model.name.clone(),
             version: served.model.version,
             id: request.id,
-            outputs: shape_outputs(served, &outputs, result?),
+            outputs: shape_outputs(served, &outputs, computed),
         })
     }
 
@@ -367,13 +379,17 @@ impl Server {
                 compute: Duration::ZERO,
             });
         }
-        let missed = lookup.elapsed();
+        let mut spent = lookup.elapsed();
         served.metrics.cache_misses.increment(1);
-        let result = compute.await?;
-        let storing = Instant::now();
-        cache.insert(key, cache::encode(&result.outputs));
-        served.stats.cache_miss(missed + storing.elapsed());
-        Ok(result)
+        let result = compute.await;
+        if let Ok(computed) = &result {
+            let storing = Instant::now();
+            cache.insert(key, cache::encode(&computed.outputs));
+            spent += storing.elapsed();
+        }
+        // A miss whose computation failed is still a miss, as in the metrics above.
+        served.stats.cache_miss(spent);
+        result
     }
 
     /// Response cache gauges and counters, brought up to date (before a metrics scrape).
@@ -580,7 +596,7 @@ impl Server {
         };
         let key = || Some(cache::image_key(served, &image));
         let result = self.through_cache(served, key, compute).await;
-        record(served, &result, 1, started);
+        record(served, result.as_ref(), 1, started);
         let result = result?;
         let output = &result.outputs[0];
         if output.dtype != DataType::Fp32 {
@@ -660,11 +676,11 @@ impl Drop for RequestTracker {
 /// Records a finished request in the model's statistics and metrics.
 fn record(
     served: &ServedModel,
-    result: &Result<JobResult, ServeError>,
+    result: Result<&JobResult, &ServeError>,
     rows: usize,
     started: Instant,
 ) {
-    let queued = result.as_ref().map_or(Duration::ZERO, |r| r.queued);
+    let queued = result.map_or(Duration::ZERO, |r| r.queued);
     let elapsed = started.elapsed();
     served.stats.request(result.is_ok(), rows, elapsed, queued);
     if let Some(latencies) = &served.latencies {
