@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use ferroserve_core::cache::{CacheKey, CacheKeyBuilder};
 use ferroserve_core::DataType;
 
@@ -81,21 +81,25 @@ pub fn encode(outputs: &[JobTensor]) -> Arc<[u8]> {
 /// The outputs stored by [`encode`]; their data are slices of the payload, not copies.
 /// `None` if the payload is malformed (it never is, unless [`encode`] changed).
 pub fn decode(payload: Arc<[u8]>) -> Option<Vec<JobTensor>> {
-    let bytes = Bytes::from_owner(payload);
-    let mut reader = Reader { bytes, at: 0 };
-    let count = reader.u64()?;
+    let mut payload = Bytes::from_owner(payload);
+    let count = length(&mut payload)?;
     (0..count)
         .map(|_| {
-            let dtype = *DataType::ALL.get(reader.take(1)?[0] as usize)?;
-            let rank = reader.u64()?;
+            let dtype = *DataType::ALL.get(payload.try_get_u8().ok()? as usize)?;
+            let rank = length(&mut payload)?;
             let shape = (0..rank)
-                .map(|_| reader.u64())
+                .map(|_| length(&mut payload))
                 .collect::<Option<Vec<usize>>>()?;
-            let len = reader.u64()?;
-            let data = reader.take(len)?;
+            let size = length(&mut payload)?;
+            let data = (size <= payload.len()).then(|| payload.split_to(size))?;
             Some(JobTensor { dtype, shape, data })
         })
         .collect()
+}
+
+/// A length or count written by [`encode`].
+fn length(payload: &mut Bytes) -> Option<usize> {
+    usize::try_from(payload.try_get_u64_le().ok()?).ok()
 }
 
 fn datatype_code(dtype: DataType) -> u8 {
@@ -103,28 +107,6 @@ fn datatype_code(dtype: DataType) -> u8 {
         .iter()
         .position(|&t| t == dtype)
         .expect("every datatype is in DataType::ALL") as u8
-}
-
-struct Reader {
-    bytes: Bytes,
-    at: usize,
-}
-
-impl Reader {
-    fn take(&mut self, len: usize) -> Option<Bytes> {
-        let end = self
-            .at
-            .checked_add(len)
-            .filter(|&e| e <= self.bytes.len())?;
-        let slice = self.bytes.slice(self.at..end);
-        self.at = end;
-        Some(slice)
-    }
-
-    fn u64(&mut self) -> Option<usize> {
-        let raw = self.take(8)?;
-        usize::try_from(u64::from_le_bytes(raw[..].try_into().ok()?)).ok()
-    }
 }
 
 #[cfg(test)]

@@ -61,19 +61,12 @@ impl Arrangement {
     /// latency for a lone request), halving the instances each step.
     pub fn candidates(cores: usize) -> Vec<Arrangement> {
         let cores = cores.max(1);
-        let mut instances = cores;
-        let mut all = Vec::new();
-        while instances >= 1 {
-            all.push(Arrangement {
+        std::iter::successors(Some(cores), |&n| (n > 1).then_some(n / 2))
+            .map(|instances| Arrangement {
                 instances,
                 threads: (cores / instances).max(1),
-            });
-            if instances == 1 {
-                break;
-            }
-            instances /= 2;
-        }
-        all
+            })
+            .collect()
     }
 }
 
@@ -330,7 +323,7 @@ impl ModelManager {
             ));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let configured = description
+        let configured_instances = description
             .config
             .as_ref()
             .map(|c| {
@@ -344,7 +337,7 @@ impl ModelManager {
         let instances = if self.options.naive.one_instance {
             1
         } else {
-            configured
+            configured_instances
         };
         let configured = Arrangement {
             instances,

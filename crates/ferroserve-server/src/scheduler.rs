@@ -570,6 +570,37 @@ mod tests {
         }
     }
 
+    /// No dynamic batching: one job per run.
+    fn one_at_a_time() -> BatchPolicy {
+        BatchPolicy {
+            dynamic: false,
+            max_batch: 1,
+            preferred: vec![],
+            max_delay: Duration::ZERO,
+        }
+    }
+
+    /// A scheduler of model `m` (one output) over the instance `groups`, one job per run.
+    fn scheduler(
+        groups: Vec<Vec<Box<dyn Runner>>>,
+        capacity: usize,
+        reuse_buffers: bool,
+    ) -> Scheduler {
+        let options = SchedulerOptions {
+            policy: one_at_a_time(),
+            capacity,
+            reuse_buffers,
+        };
+        Scheduler::start(
+            "m",
+            groups,
+            1,
+            options,
+            Arc::new(ModelStats::default()),
+            Arc::new(ModelMetrics::new("m", 1)),
+        )
+    }
+
     fn dynamic(max_batch: usize, preferred: Vec<usize>, delay_ms: u64) -> BatchPolicy {
         BatchPolicy {
             dynamic: true,
@@ -679,26 +710,8 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_at_once_and_a_closed_one_refuses_too() {
-        let policy = BatchPolicy {
-            dynamic: false,
-            max_batch: 1,
-            preferred: vec![],
-            max_delay: Duration::ZERO,
-        };
         // No workers: nothing leaves the queue.
-        let options = SchedulerOptions {
-            policy,
-            capacity: 2,
-            reuse_buffers: true,
-        };
-        let scheduler = Scheduler::start(
-            "m",
-            vec![Vec::new()],
-            1,
-            options,
-            Arc::new(ModelStats::default()),
-            Arc::new(ModelMetrics::new("m", 1)),
-        );
+        let scheduler = scheduler(vec![Vec::new()], 2, true);
         let now = Instant::now();
         let (a, _ra) = job(1, now);
         let (b, _rb) = job(1, now);
@@ -738,26 +751,8 @@ mod tests {
 
     #[test]
     fn an_engine_panic_fails_its_batch_and_the_worker_goes_on() {
-        let policy = BatchPolicy {
-            dynamic: false,
-            max_batch: 1,
-            preferred: vec![],
-            max_delay: Duration::ZERO,
-        };
         let runner: Box<dyn Runner> = Box::new(PanicsOnce { panicked: false });
-        let options = SchedulerOptions {
-            policy,
-            capacity: 8,
-            reuse_buffers: true,
-        };
-        let scheduler = Scheduler::start(
-            "m",
-            vec![vec![runner]],
-            1,
-            options,
-            Arc::new(ModelStats::default()),
-            Arc::new(ModelMetrics::new("m", 1)),
-        );
+        let scheduler = scheduler(vec![vec![runner]], 8, true);
         let (first, first_reply) = job(1, Instant::now());
         let (second, second_reply) = job(1, Instant::now());
         scheduler.submit(first).unwrap();
@@ -793,29 +788,12 @@ mod tests {
 
     #[test]
     fn only_the_active_instance_group_takes_jobs() {
-        let policy = BatchPolicy {
-            dynamic: false,
-            max_batch: 1,
-            preferred: vec![],
-            max_delay: Duration::ZERO,
-        };
         let groups: Vec<Vec<Box<dyn Runner>>> = vec![
             vec![Box::new(Tagged(0))],
             vec![Box::new(Tagged(1)), Box::new(Tagged(1))],
         ];
-        let options = SchedulerOptions {
-            policy: policy.clone(),
-            capacity: 16,
-            reuse_buffers: false,
-        };
-        let scheduler = Scheduler::start(
-            "m",
-            groups,
-            1,
-            options,
-            Arc::new(ModelStats::default()),
-            Arc::new(ModelMetrics::new("m", 1)),
-        );
+        // Buffers per run: the `--naive` path runs too.
+        let scheduler = scheduler(groups, 16, false);
         let tags = |count: usize| -> Vec<u8> {
             let replies: Vec<_> = (0..count)
                 .map(|_| {
@@ -832,12 +810,12 @@ mod tests {
         assert_eq!(tags(3), [0, 0, 0]);
         scheduler.apply(Settings {
             instances: 1,
-            policy: policy.clone(),
+            policy: one_at_a_time(),
         });
         assert_eq!(tags(5), [1; 5]);
         scheduler.apply(Settings {
             instances: 0,
-            policy,
+            policy: one_at_a_time(),
         });
         assert_eq!(tags(2), [0, 0]);
         scheduler.drain();
