@@ -12,7 +12,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -22,7 +21,6 @@ use ferroserve_server::grpc::proto::model_infer_request::InferInputTensor;
 use ferroserve_server::grpc::proto::ModelInferRequest;
 use ferroserve_server::http::HttpLimits;
 use ferroserve_server::infer::{InferInput, InferRequest, InputData};
-use ferroserve_server::models::LoadOptions;
 use ferroserve_server::{ModelControlMode, Server, ServerOptions};
 
 struct Counting;
@@ -66,17 +64,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+mod support;
+use support::{images, repo_root};
+
 const MODEL: &str = "efficientnet-lite0";
 const WARM_UP: usize = 30;
 const COUNTED: usize = 100;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn images() -> PathBuf {
-    repo_root().join("../shared/images")
-}
 
 struct Addresses {
     http: SocketAddr,
@@ -94,19 +87,9 @@ fn start_server() -> Addresses {
             .build()
             .unwrap();
         let options = ServerOptions {
-            model_repository: repo_root().join("models"),
-            control_mode: ModelControlMode::None,
-            startup_models: Vec::new(),
-            load: LoadOptions {
-                engine: None,
-                engine_options: Default::default(),
-                intra_op_threads: Some(1),
-                max_queue_size: 64,
-                tune: false,
-                naive: Default::default(),
-            },
             preprocess_threads: 1,
             cache_bytes: 0,
+            ..support::options(repo_root().join("models"), ModelControlMode::None)
         };
         let server = Server::start(options).expect("the server starts");
         runtime.block_on(async move {

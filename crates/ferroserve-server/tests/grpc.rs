@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
@@ -15,43 +15,19 @@ use ferroserve_server::grpc::proto::model_infer_request::{
 };
 use ferroserve_server::grpc::proto::model_version_policy::PolicyChoice;
 use ferroserve_server::grpc::proto::*;
-use ferroserve_server::models::LoadOptions;
-use ferroserve_server::{grpc, ModelControlMode, Server, ServerOptions};
+use ferroserve_server::{grpc, ModelControlMode, Server};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 use tonic::Code;
 
+mod support;
+use support::{copy_dir, images, options, repo_root};
+
 const MODEL: &str = "efficientnet-lite0";
 const IMAGES: [&str; 4] = ["cat.jpg", "coffee.jpg", "astronaut.png", "motorcycle.jpg"];
 
 type Client = GrpcInferenceServiceClient<Channel>;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn images() -> PathBuf {
-    repo_root().join("../shared/images")
-}
-
-fn options(repository: PathBuf, control_mode: ModelControlMode) -> ServerOptions {
-    ServerOptions {
-        model_repository: repository,
-        control_mode,
-        startup_models: Vec::new(),
-        load: LoadOptions {
-            engine: None,
-            engine_options: Default::default(),
-            intra_op_threads: Some(1),
-            max_queue_size: 64,
-            tune: false,
-            naive: Default::default(),
-        },
-        preprocess_threads: 2,
-        cache_bytes: 1 << 20,
-    }
-}
 
 /// Serves `server` over gRPC on a fresh local port, on the current runtime.
 async fn serve(server: Arc<Server>) -> SocketAddr {
@@ -797,19 +773,6 @@ async fn model_ready(client: &mut Client) -> bool {
         .unwrap()
         .into_inner()
         .ready
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,49 +3,21 @@
 //! checked against ../shared/images/expected.json (reference top-5 computed
 //! independently with onnxruntime in Python) on the reference input tensors.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use ferroserve_server::http::{metrics_router, router, HttpLimits};
-use ferroserve_server::models::LoadOptions;
-use ferroserve_server::{ModelControlMode, Server, ServerOptions};
+use ferroserve_server::{ModelControlMode, Server};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+use support::{copy_dir, images, options, repo_root};
+
 const MODEL: &str = "efficientnet-lite0";
 const IMAGES: [&str; 4] = ["cat.jpg", "coffee.jpg", "astronaut.png", "motorcycle.jpg"];
 const HEADER_LENGTH: &str = "Inference-Header-Content-Length";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn images() -> PathBuf {
-    repo_root().join("../shared/images")
-}
-
-fn options(
-    repository: PathBuf,
-    control_mode: ModelControlMode,
-    startup_models: Vec<String>,
-) -> ServerOptions {
-    ServerOptions {
-        model_repository: repository,
-        control_mode,
-        startup_models,
-        load: LoadOptions {
-            engine: None,
-            engine_options: Default::default(),
-            intra_op_threads: Some(1),
-            max_queue_size: 64,
-            tune: false,
-            naive: Default::default(),
-        },
-        preprocess_threads: 2,
-        cache_bytes: 1 << 20,
-    }
-}
 
 /// Serves `app` on a fresh port of 127.0.0.1 on the current runtime; returns its base URL.
 async fn serve(app: axum::Router) -> String {
@@ -78,12 +50,8 @@ fn shared() -> &'static Shared {
                 .enable_all()
                 .build()
                 .unwrap();
-            let server = Server::start(options(
-                repo_root().join("models"),
-                ModelControlMode::None,
-                Vec::new(),
-            ))
-            .expect("the server starts");
+            let server = Server::start(options(repo_root().join("models"), ModelControlMode::None))
+                .expect("the server starts");
             runtime.block_on(async move {
                 let small = HttpLimits {
                     max_request_bytes: 1024,
@@ -1177,26 +1145,13 @@ impl Drop for TempRepository {
 
 /// A server of its own on `repository`, served over HTTP; returns it with its base URL.
 async fn start_on(repository: &TempRepository, mode: ModelControlMode) -> (Arc<Server>, String) {
-    let options = options(repository.0.clone(), mode, Vec::new());
+    let options = options(repository.0.clone(), mode);
     let server: Arc<Server> = tokio::task::spawn_blocking(move || Server::start(options))
         .await
         .unwrap()
         .unwrap();
     let base = serve(router(server.clone(), HttpLimits::default())).await;
     (server, base)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if std::fs::metadata(entry.path()).unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

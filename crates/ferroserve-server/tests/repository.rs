@@ -2,32 +2,19 @@
 //! replaces the old one, and a model that fails to load leaves the previous version
 //! serving, with the reason in the repository index. Polls are triggered directly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferroserve_server::infer::{InferInput, InferRequest, InputData};
-use ferroserve_server::models::LoadOptions;
 use ferroserve_server::{ModelControlMode, Server, ServerOptions};
+
+mod support;
+use support::copy_dir;
 
 const MODEL: &str = "efficientnet-lite0";
 
 fn bundled_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(MODEL)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+    support::repo_root().join("models").join(MODEL)
 }
 
 fn request() -> InferRequest {
@@ -63,19 +50,8 @@ fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
     let model_dir = repository.path().join(MODEL);
     copy_dir(&bundled_model(), &model_dir);
     let options = ServerOptions {
-        model_repository: repository.path().to_path_buf(),
-        control_mode: ModelControlMode::Poll,
-        startup_models: vec![],
-        load: LoadOptions {
-            engine: None,
-            engine_options: Default::default(),
-            intra_op_threads: Some(1),
-            max_queue_size: 16,
-            tune: false,
-            naive: Default::default(),
-        },
         preprocess_threads: 1,
-        cache_bytes: 1 << 20,
+        ..support::options(repository.path().to_path_buf(), ModelControlMode::Poll)
     };
     let server: Arc<Server> = Server::start(options).unwrap();
     assert_eq!(served_version(&server), 1);
