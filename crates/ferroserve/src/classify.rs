@@ -74,12 +74,7 @@ struct Prepared {
 }
 
 pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let repository_dir = args
-        .model_repository
-        .clone()
-        .unwrap_or_else(crate::default_model_repository);
-    let repository = ModelRepository::open(&repository_dir)
-        .with_context(|| format!("model repository {}", repository_dir.display()))?;
+    let repository = crate::open_repository(args.model_repository.as_deref())?;
     let name = match &args.model {
         Some(name) => name.clone(),
         None => only_model(&repository)?,

@@ -53,6 +53,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The model repository at `path`, or the bundled one.
+fn open_repository(path: Option<&Path>) -> anyhow::Result<ferroserve_core::ModelRepository> {
+    let dir = path.map_or_else(default_model_repository, Path::to_path_buf);
+    ferroserve_core::ModelRepository::open(&dir)
+        .map_err(|e| anyhow::anyhow!("model repository {}: {e}", dir.display()))
+}
+
 /// The bundled model repository: `models/` beside the executable or in a folder above it
 /// (a source checkout), else the checkout this binary was built from.
 fn default_model_repository() -> PathBuf {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use ferroserve_core::{DataType, ModelRepository, PixelType, Tensor};
+use ferroserve_core::{DataType, PixelType, Tensor};
 use ferroserve_engine::model::LoadedModel;
 use ferroserve_engine::{EngineError, EngineOptions};
 use ferroserve_server::models::Arrangement;
@@ -32,12 +32,7 @@ struct Job {
 
 /// Measures every arrangement at every concurrency of `args`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
-    let repository_dir = args
-        .model_repository
-        .clone()
-        .unwrap_or_else(crate::default_model_repository);
-    let repository = ModelRepository::open(&repository_dir)
-        .with_context(|| format!("model repository {}", repository_dir.display()))?;
+    let repository = crate::open_repository(args.model_repository.as_deref())?;
     let description = repository.load(&args.model)?;
     let version = description
         .versions
