@@ -13,7 +13,7 @@ serve: setup
 
 ## Classify the sample photos with the bundled model.
 classify: setup
-	$(CARGO) run --release -- classify ../shared/images
+	$(CARGO) run --release -- classify tests/data/images
 
 ## Format, lint, and run every test.
 test: setup

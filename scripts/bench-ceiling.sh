@@ -13,7 +13,7 @@ BIN=target/release/ferroserve
 OUT=target/bench-ceiling
 PORT=18700
 PA=${PERF_ANALYZER:-$HOME/.cache/perf-analyzer/perf_analyzer}
-INPUT=../shared/images/cat.input.f32
+INPUT=tests/data/images/cat.input.f32
 scripts/setup-onnxruntime.sh
 cargo build --release -q -p ferroserve
 rm -rf "$OUT" && mkdir -p "$OUT"

@@ -38,7 +38,7 @@ step() {
   done
   echo "== $name" >&2
   "$BIN" bench --quiet --protocol "$PROTOCOL" --url "http://127.0.0.1:$PORT" \
-    --grpc-url "http://127.0.0.1:$((PORT + 1))" --input ../shared/images/cat.input.f32 \
+    --grpc-url "http://127.0.0.1:$((PORT + 1))" --input tests/data/images/cat.input.f32 \
     --concurrency "$LEVELS" --duration "$DURATION" --json "$OUT/$name.json" >/dev/null
   kill "$server" && wait "$server" || true
 }

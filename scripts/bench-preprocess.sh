@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times one image through ferroserve-vision (criterion bench `preprocess`) and through
-# Pillow + numpy (scripts/pillow_preprocess.py), one thread each, for shared/images/cat.jpg
+# Pillow + numpy (scripts/pillow_preprocess.py), one thread each, for tests/data/images/cat.jpg
 # and a 12 MP JPEG made from it, and prints both medians and their ratio.
 # Usage: scripts/bench-preprocess.sh   (from anywhere; installs Pillow + numpy into .venv)
 set -euo pipefail
@@ -13,7 +13,7 @@ if ! "$venv/bin/python" -c 'import PIL, numpy' 2>/dev/null; then
 fi
 python="$venv/bin/python"
 
-small="$(cd ../shared/images && pwd)/cat.jpg"
+small="$(cd tests/data/images && pwd)/cat.jpg"
 target="${CARGO_TARGET_DIR:-$(pwd)/target}"
 data="$target/bench-data"
 large="$data/cat-4000x3000.jpg"

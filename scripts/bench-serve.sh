@@ -3,7 +3,7 @@
 #   1. `ferroserve classify` throughput over 200 photos, on ONNX Runtime and on tract;
 #   2. Triton's perf_analyzer against `ferroserve serve` (bundled efficientnet-lite0,
 #      preprocessed tensor input) over HTTP and gRPC at concurrency 1, 4 and 16.
-# Needs perf_analyzer (../shared/tools/install-perf-analyzer.sh, or PERF_ANALYZER=path).
+# Needs perf_analyzer (scripts/install-perf-analyzer.sh, or PERF_ANALYZER=path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-onnxruntime.sh
@@ -15,14 +15,14 @@ mkdir -p "$OUT"
 echo "== classify: 200 photos (the 4 samples x 50), 2 cores =="
 rm -rf "$OUT/photos" && mkdir -p "$OUT/photos"
 for i in $(seq 1 50); do
-  for f in ../shared/images/*.jpg ../shared/images/*.png; do cp "$f" "$OUT/photos/$i-$(basename "$f")"; done
+  for f in tests/data/images/*.jpg tests/data/images/*.png; do cp "$f" "$OUT/photos/$i-$(basename "$f")"; done
 done
 for engine in onnxruntime tract; do
   "$BIN" classify --engine "$engine" "$OUT/photos" 2>&1 >/dev/null | tail -n 1
 done
 
 PA=${PERF_ANALYZER:-$HOME/.cache/perf-analyzer/perf_analyzer}
-if [ ! -x "$PA" ]; then bash ../shared/tools/install-perf-analyzer.sh >/dev/null; fi
+if [ ! -x "$PA" ]; then bash scripts/install-perf-analyzer.sh >/dev/null; fi
 echo "== perf_analyzer against ferroserve serve =="
 "$BIN" serve --host 127.0.0.1 --http-port 18000 --grpc-port 18001 --metrics-port 18002 2>"$OUT/serve.log" &
 server=$!

@@ -59,7 +59,7 @@ serve_and_bench() {
     sleep 0.1
   done
   "$BIN" bench --quiet --protocol grpc --grpc-url "http://127.0.0.1:$((PORT + 1))" \
-    --input ../shared/images/cat.input.f32 --concurrency "$LEVELS" \
+    --input tests/data/images/cat.input.f32 --concurrency "$LEVELS" \
     --warmup "$warmup" --duration "$duration" --json "$OUT/runs/$name.json" >/dev/null
   curl -s "http://127.0.0.1:$((PORT + 2))/metrics" | grep '^ferroserve_tuned' \
     >"$OUT/runs/$name.tuned" || true

@@ -20,7 +20,7 @@
 #   MAX_TRIALS [10; QUICK 6]  BENCH_SECS [10; QUICK 2] (ferroserve bench --duration)
 #   MLSERVER_WORKERS [0]  MLSERVER_THREADS [2]  (MLServer parallel_workers, intra-op threads)
 #   FERROSERVE_PORT [18000]  TRITON_PORT [28000]  MLSERVER_PORT [38000]  (HTTP; gRPC +1, metrics +2)
-#   PERF_ANALYZER [~/.cache/perf-analyzer/perf_analyzer]  SHARED [../shared]
+#   PERF_ANALYZER [~/.cache/perf-analyzer/perf_analyzer]
 #   BUILD [1] (0: skip `cargo build --release -p ferroserve`)
 #
 # Writes raw results to target/compare/raw-DATE/ (raw-latest: the newest), the report to
@@ -46,7 +46,6 @@ TUNE_TARGET_MS=${TUNE_TARGET_MS:-100}
 TUNE_SETTLE_SECS=${TUNE_SETTLE_SECS:-15}
 PROTOCOLS=${PROTOCOLS:-"http http-json grpc"}
 CONCURRENCY=${CONCURRENCY:-"1 4 16"}
-SHARED=$(realpath -m "${SHARED:-../shared}")
 PA=${PERF_ANALYZER:-$HOME/.cache/perf-analyzer/perf_analyzer}
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 # HTTP ports; gRPC and metrics take the next two.
@@ -82,7 +81,7 @@ scripts/setup-onnxruntime.sh
 # Blocks on the cargo lock while someone else builds; that is fine. BUILD=0 measures the
 # binary already in target/release.
 if [ "${BUILD:-1}" = 1 ]; then cargo build --release -q -p ferroserve; fi
-if [ ! -x "$PA" ]; then bash "$SHARED/tools/install-perf-analyzer.sh" >/dev/null; fi
+if [ ! -x "$PA" ]; then bash scripts/install-perf-analyzer.sh >/dev/null; fi
 
 # The wheel's binary calls itself "Version 0.0.0"; the installer's unpacked wheel names
 # the release.
@@ -92,8 +91,8 @@ perf_analyzer_version() {
   else "$PA" --version 2>&1 | head -n1; fi
 }
 
-# perf_analyzer's request tensor: the reference cat image where shared/ has it.
-INPUT_TENSOR=$SHARED/images/cat.input.f32
+# perf_analyzer's request tensor: the reference cat image.
+INPUT_TENSOR=$PWD/tests/data/images/cat.input.f32
 INPUT_SOURCE="the reference cat image"
 [ -f "$INPUT_TENSOR" ] || INPUT_SOURCE="uniform random in [-1, 1], seed 0"
 
@@ -126,7 +125,7 @@ cp "$TRITON_DIST/backends/python/libtriton_python.so" \
 model_onnx() {
   case $1 in
     efficientnet-lite0) echo "$ROOT/models/efficientnet-lite0/1/model.onnx" ;;
-    mobilenet-v2-random) echo "$SHARED/models/mobilenet-v2-random/model.onnx" ;;
+    mobilenet-v2-random) echo "$PWD/tests/data/models/mobilenet-v2-random/model.onnx" ;;
     *) echo "unknown model $1" >&2; return 1 ;;
   esac
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT.parent / "shared" / "images"
+IMAGES = ROOT / "tests" / "data" / "images"
 
 
 class RunningServer:

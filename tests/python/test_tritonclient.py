@@ -1,7 +1,7 @@
 """Triton's own Python client, over HTTP and gRPC, against a real ferroserve server.
 
 References are independent: the preprocessed input tensors and top-5 probabilities in
-../shared/images were computed with Pillow + onnxruntime in Python."""
+tests/data/images were computed with Pillow + onnxruntime in Python."""
 
 import shutil
 

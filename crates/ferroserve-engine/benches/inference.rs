@@ -12,7 +12,7 @@ fn inference(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let model = root.join("models/efficientnet-lite0/1/model.onnx");
     let image =
-        std::fs::read(root.join("../shared/images/cat.input.f32")).expect("reference input");
+        std::fs::read(root.join("tests/data/images/cat.input.f32")).expect("reference input");
     let mut group = c.benchmark_group("efficientnet-lite0");
     group.sample_size(20);
     let engines = [

@@ -1,5 +1,5 @@
 //! One suite, run against every engine: the bundled efficientnet-lite0 on the reference
-//! input tensors of ../shared/images must give the reference top-5 (computed
+//! input tensors of tests/data/images must give the reference top-5 (computed
 //! independently with onnxruntime 1.32 in Python), and bad input must be refused.
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn images() -> PathBuf {
-    repo_root().join("../shared/images")
+    repo_root().join("tests/data/images")
 }
 
 fn load(kind: EngineKind) -> Arc<dyn Engine> {

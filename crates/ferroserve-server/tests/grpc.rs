@@ -1,7 +1,7 @@
 //! The gRPC front end over a real socket: a real server on the bundled efficientnet-lite0,
 //! served by tonic on `127.0.0.1:0` and called with the generated client, as tritonclient
 //! and perf_analyzer call Triton. Numbers are checked against the reference top-5 of
-//! ../shared/images/expected.json (computed independently with onnxruntime in Python).
+//! tests/data/images/expected.json (computed independently with onnxruntime in Python).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! The HTTP front end over real sockets: a server with the bundled efficientnet-lite0
 //! behind `http::router` on 127.0.0.1:0, driven with reqwest. Inference results are
-//! checked against ../shared/images/expected.json (reference top-5 computed
+//! checked against tests/data/images/expected.json (reference top-5 computed
 //! independently with onnxruntime in Python) on the reference input tensors.
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! next to the same work done by Pillow.
 //!
 //! Images: the comma-separated paths in `FERROSERVE_BENCH_IMAGES`, or by default
-//! `shared/images/cat.jpg` beside the repository.
+//! `tests/data/images/cat.jpg`.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ fn images() -> Vec<PathBuf> {
     match std::env::var("FERROSERVE_BENCH_IMAGES") {
         Ok(list) => list.split(',').map(PathBuf::from).collect(),
         Err(_) => {
-            vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images/cat.jpg")]
+            vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/images/cat.jpg")]
         }
     }
 }

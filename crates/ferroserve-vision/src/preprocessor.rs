@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn buffers_do_not_grow_after_the_first_image() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/images/");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/images/");
         let large = std::fs::read(format!("{dir}motorcycle.jpg")).unwrap();
         let small = std::fs::read(format!("{dir}cat.jpg")).unwrap();
         let mut pre = ImagePreprocessor::new(ImagePreprocessing::imagenet());

@@ -18,7 +18,7 @@ fn run(encoded: &[u8]) -> Result<(), VisionError> {
 }
 
 fn shared_image(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/images");
     std::fs::read(path.join(name)).unwrap()
 }
 

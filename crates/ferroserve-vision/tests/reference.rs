@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use ferroserve_core::preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
 use ferroserve_vision::ImagePreprocessor;
 
-/// `shared/images` beside the repository, as laid out for developers and CI.
+/// `tests/data/images` of the repository.
 fn images_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/images")
 }
 
 fn efficientnet_lite0() -> ImagePreprocessing {

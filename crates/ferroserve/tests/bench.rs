@@ -17,7 +17,7 @@ fn binary() -> &'static str {
 }
 
 fn images() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/images")
 }
 
 /// `ferroserve serve` on 127.0.0.1 with OS-chosen ports; killed when dropped.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn images() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/images")
 }
 
 fn classify(args: &[&str]) -> (i32, String, String) {

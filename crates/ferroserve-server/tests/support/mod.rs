@@ -15,7 +15,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The sample photos and their reference tensors.
 pub fn images() -> PathBuf {
-    repo_root().join("../shared/images")
+    repo_root().join("tests/data/images")
 }
 
 /// A test server on `repository`: one intra-op thread per instance, a queue of 64, two
