@@ -52,6 +52,17 @@ pub fn is_probability_distribution(scores: &[f32]) -> bool {
     scores.iter().all(|s| (0.0..=1.0).contains(s)) && (sum - 1.0).abs() < 0.01
 }
 
+/// The `k` most probable classes of a classifier's scores, best first, with
+/// probabilities: the softmax is applied when `softmax` says so or, when it says
+/// nothing, unless the scores already are probabilities. The one ranking of `/classify`
+/// and `ferroserve classify`.
+pub fn rank(mut scores: Vec<f32>, k: usize, softmax: Option<bool>) -> Vec<Class> {
+    if softmax.unwrap_or_else(|| !is_probability_distribution(&scores)) {
+        softmax_in_place(&mut scores);
+    }
+    top_k(&scores, k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +95,16 @@ mod tests {
         assert!(is_probability_distribution(&scores));
         assert!(scores[1] > scores[0] && scores[0] > scores[2]);
         assert!(!is_probability_distribution(&[3.0, -1.0]));
+    }
+
+    #[test]
+    fn rank_applies_the_softmax_only_to_scores_that_need_it() {
+        let logits = vec![2.0, 0.0, 1.0];
+        let ranked = rank(logits, 2, None);
+        assert_eq!(ranked.iter().map(|c| c.index).collect::<Vec<_>>(), [0, 2]);
+        assert!((ranked[0].score - 0.665).abs() < 1e-3, "{ranked:?}");
+        let probabilities = vec![0.2, 0.5, 0.3];
+        assert_eq!(rank(probabilities.clone(), 1, None)[0].score, 0.5);
+        assert!(rank(probabilities, 1, Some(true))[0].score < 0.5);
     }
 }

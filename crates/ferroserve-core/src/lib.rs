@@ -7,8 +7,10 @@ pub mod classification;
 pub mod config;
 pub mod labels;
 pub mod preprocess;
+pub mod reference;
 pub mod repository;
 pub mod tensor;
+pub mod wire;
 
 pub use config::{ConfigError, ModelConfig};
 pub use labels::{Labels, LabelsError};

@@ -3,8 +3,9 @@
 //! independently with onnxruntime 1.32 in Python), and bad input must be refused.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use ferroserve_core::reference::Reference;
 use ferroserve_core::{DataType, Tensor, TensorRef};
 use ferroserve_engine::{onnxruntime, Engine, EngineError, EngineKind, EngineOptions};
 
@@ -12,42 +13,23 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn images() -> PathBuf {
-    repo_root().join("tests/data/images")
-}
-
 fn load(kind: EngineKind) -> Arc<dyn Engine> {
     let model = repo_root().join("models/efficientnet-lite0/1/model.onnx");
     ferroserve_engine::load(kind, &model, &EngineOptions::default()).expect("model loads")
 }
 
-/// The preprocessed reference tensor of one image: 3x224x224 little-endian f32.
+fn reference() -> &'static Reference {
+    static REFERENCE: OnceLock<Reference> = OnceLock::new();
+    REFERENCE.get_or_init(Reference::bundled)
+}
+
 fn reference_input(image: &str) -> Vec<u8> {
-    let stem = image.rsplit_once('.').unwrap().0;
-    std::fs::read(images().join(format!("{stem}.input.f32"))).unwrap()
+    reference().input(image)
 }
 
-fn expected_top5(image: &str) -> Vec<(usize, f32)> {
-    let text = std::fs::read_to_string(images().join("expected.json")).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json[image]["top5"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["index"].as_u64().unwrap() as usize,
-                e["prob"].as_f64().unwrap() as f32,
-            )
-        })
-        .collect()
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
+/// One row of logits against the reference top-5 of `image`.
+fn assert_matches_reference(logits: &[f32], image: &str) {
+    reference().check_logits(image, logits).unwrap();
 }
 
 fn run(engine: &dyn Engine, batch: &[&str]) -> Tensor {
@@ -68,17 +50,6 @@ fn run(engine: &dyn Engine, batch: &[&str]) -> Tensor {
         .run(&[input], &mut outputs)
         .unwrap();
     outputs.pop().unwrap()
-}
-
-/// Every reference class is within 0.01 of its reference probability.
-fn assert_matches_reference(probabilities: &[f32], image: &str) {
-    for (index, prob) in expected_top5(image) {
-        let got = probabilities[index];
-        assert!(
-            (got - prob).abs() < 0.01,
-            "{image}: class {index} has {got}, reference {prob}"
-        );
-    }
 }
 
 macro_rules! engine_suite {
@@ -110,7 +81,7 @@ macro_rules! engine_suite {
                 for image in ["cat.jpg", "coffee.jpg", "motorcycle.jpg", "astronaut.png"] {
                     let out = run(engine.as_ref(), &[image]);
                     assert_eq!(out.shape, [1, 1000]);
-                    assert_matches_reference(&softmax(out.data.as_slice()), image);
+                    assert_matches_reference(out.data.as_slice(), image);
                 }
             }
 
@@ -142,7 +113,7 @@ macro_rules! engine_suite {
                         scope.spawn(move || {
                             for _ in 0..3 {
                                 let out = run(engine.as_ref(), &[image]);
-                                assert_matches_reference(&softmax(out.data.as_slice()), image);
+                                assert_matches_reference(out.data.as_slice(), image);
                             }
                         });
                     }
@@ -166,7 +137,7 @@ macro_rules! engine_suite {
                     .unwrap()
                     .run(&[input], &mut outputs)
                     .unwrap();
-                assert_matches_reference(&softmax(outputs[0].data.as_slice()), "coffee.jpg");
+                assert_matches_reference(outputs[0].data.as_slice(), "coffee.jpg");
             }
 
             #[test]
@@ -202,7 +173,7 @@ macro_rules! engine_suite {
                     data: &good,
                 };
                 runner.run(&[input], &mut outputs).unwrap();
-                assert_matches_reference(&softmax(outputs[0].data.as_slice()), "cat.jpg");
+                assert_matches_reference(outputs[0].data.as_slice(), "cat.jpg");
             }
 
             #[test]

@@ -1,19 +1,11 @@
-//! The serving layer: the protocol-neutral [`Server`] (admission, preprocessing,
-//! scheduling) and its front ends, the KServe v2 / Triton protocol over HTTP and gRPC,
-//! plus Prometheus metrics.
+//! The front ends of the runtime: the KServe v2 / Triton protocol over HTTP ([`http`],
+//! axum) and gRPC ([`grpc`], tonic), Prometheus metrics, and the serve lifecycle
+//! ([`serve::run`]: listeners, repository polling, the tuner, shutdown). Each error of
+//! the runtime is answered as [`status::of`] says, on both protocols.
 
-pub mod cache;
-pub mod error;
 pub mod grpc;
 pub mod http;
-pub mod infer;
-pub mod metrics;
-pub mod models;
-pub mod preprocess;
-pub mod scheduler;
-pub mod server;
-pub mod stats;
-pub mod tune;
+pub mod serve;
+pub mod status;
 
-pub use error::ServeError;
-pub use server::{ModelControlMode, Server, ServerOptions};
+pub use serve::{run, Addresses, RunError, ServeConfig, Server, TuneConfig};

@@ -11,17 +11,15 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferroserve_runtime::infer::{InferInput, InferRequest};
+use ferroserve_runtime::{ModelControlMode, Runtime};
 use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ferroserve_server::grpc::proto::model_infer_request::InferInputTensor;
 use ferroserve_server::grpc::proto::ModelInferRequest;
-use ferroserve_server::http::HttpLimits;
-use ferroserve_server::infer::{InferInput, InferRequest, InputData};
-use ferroserve_server::{ModelControlMode, Server, ServerOptions};
 
 struct Counting;
 
@@ -65,55 +63,16 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 mod support;
-use support::{images, repo_root};
-
-const MODEL: &str = "efficientnet-lite0";
+use support::{reference, repo_root, TestServer, MODEL};
 const WARM_UP: usize = 30;
 const COUNTED: usize = 100;
 
-struct Addresses {
-    http: SocketAddr,
-    grpc: SocketAddr,
-    server: Arc<Server>,
-}
-
-/// Starts the bundled models on a server runtime of its own (counted threads).
-fn start_server() -> Addresses {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = ServerOptions {
-            preprocess_threads: 1,
-            cache_bytes: 0,
-            ..support::options(repo_root().join("models"), ModelControlMode::None)
-        };
-        let server = Server::start(options).expect("the server starts");
-        runtime.block_on(async move {
-            let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addresses = Addresses {
-                http: http.local_addr().unwrap(),
-                grpc: grpc.local_addr().unwrap(),
-                server: server.clone(),
-            };
-            let router = ferroserve_server::http::router(server.clone(), HttpLimits::default());
-            tokio::spawn(async move { axum::serve(http, router).await.unwrap() });
-            tokio::spawn(
-                tonic::transport::Server::builder()
-                    .add_service(ferroserve_server::grpc::service(server))
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
-            );
-            sender.send(addresses).unwrap();
-            std::future::pending::<()>().await
-        })
-    });
-    receiver
-        .recv()
-        .expect("the server thread reports its ports")
+/// Starts the bundled models on a server of its own (counted threads).
+fn start_server() -> TestServer {
+    let mut config = support::config(support::bundled_models(), ModelControlMode::None);
+    config.runtime.preprocess_threads = 1;
+    config.runtime.cache_bytes = 0;
+    TestServer::start(config)
 }
 
 /// Sends `request` `WARM_UP` times, then counts the server's allocations over `COUNTED`
@@ -133,19 +92,20 @@ where
     (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / COUNTED as f64
 }
 
-/// Allocations per call of [`Server::infer`] alone, no protocol: the request is built
+/// Allocations per call of [`Runtime::infer`] alone, no protocol: the request is built
 /// beforehand, on a counted thread of its own.
-fn core_per_request(server: Arc<Server>) -> f64 {
+fn core_per_request(server: Arc<Runtime>) -> f64 {
     let request = InferRequest {
         model: MODEL.into(),
         version: None,
         id: String::new(),
-        inputs: vec![InferInput {
-            name: "input".into(),
-            dtype: ferroserve_core::DataType::Fp32,
-            shape: vec![1, 3, 224, 224],
-            data: InputData::Raw(Bytes::from(cat_tensor())),
-        }],
+        inputs: vec![InferInput::tensor(
+            "input",
+            ferroserve_core::DataType::Fp32,
+            vec![1, 3, 224, 224],
+            Bytes::from(cat_tensor()),
+        )
+        .unwrap()],
         outputs: Vec::new(),
         timeout: None,
     };
@@ -200,13 +160,13 @@ fn engine_per_run() -> f64 {
 }
 
 fn cat_tensor() -> Vec<u8> {
-    std::fs::read(images().join("cat.input.f32")).unwrap()
+    reference().input("cat.jpg")
 }
 
 #[test]
 fn allocations_per_request_stay_within_budget() {
     CLIENT.set(true);
-    let addresses = start_server();
+    let server = start_server();
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .on_thread_start(|| CLIENT.set(true))
@@ -216,8 +176,7 @@ fn allocations_per_request_stay_within_budget() {
     let rows = client_runtime.block_on(async {
         let http = reqwest::Client::new();
         let tensor = cat_tensor();
-        let base = format!("http://{}", addresses.http);
-        wait_ready(&http, &base).await;
+        let base = server.url("");
 
         let header = serde_json::json!({
             "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
@@ -255,7 +214,7 @@ fn allocations_per_request_stay_within_budget() {
         })
         .await;
 
-        let photo = Bytes::from(std::fs::read(images().join("cat.jpg")).unwrap());
+        let photo = Bytes::from(reference().encoded("cat.jpg"));
         let classify_url = format!("{base}/v2/models/{MODEL}/classify?top_k=5");
         let image = per_request(|| {
             let request = http.post(&classify_url).body(photo.clone());
@@ -263,7 +222,7 @@ fn allocations_per_request_stay_within_budget() {
         })
         .await;
 
-        let grpc = GrpcInferenceServiceClient::connect(format!("http://{}", addresses.grpc))
+        let grpc = GrpcInferenceServiceClient::connect(server.grpc_url())
             .await
             .unwrap();
         let message = ModelInferRequest {
@@ -288,7 +247,7 @@ fn allocations_per_request_stay_within_budget() {
         .await;
         [
             ("engine: ONNX Runtime run, Rust side", 0.0),
-            ("core: Server::infer, no protocol", 0.0),
+            ("core: Runtime::infer, no protocol", 0.0),
             ("HTTP, binary tensor", binary),
             ("HTTP, JSON tensor", json),
             ("HTTP, /classify image", image),
@@ -296,7 +255,7 @@ fn allocations_per_request_stay_within_budget() {
         ]
     });
     let mut rows = rows;
-    rows[1].1 = core_per_request(addresses.server.clone());
+    rows[1].1 = core_per_request(server.runtime().clone());
     // On the (counted) test thread; the client's threads are idle by now.
     CLIENT.set(false);
     rows[0].1 = engine_per_run();
@@ -316,17 +275,6 @@ fn allocations_per_request_stay_within_budget() {
             "{path}: {count:.1} allocations per request, budget {budget}"
         );
     }
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..600 {
-        let ready = http.get(format!("{base}/v2/health/ready")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become ready");
 }
 
 async fn expect_ok(request: reqwest::RequestBuilder) {

@@ -1,13 +1,13 @@
-//! The gRPC front end over a real socket: a real server on the bundled efficientnet-lite0,
-//! served by tonic on `127.0.0.1:0` and called with the generated client, as tritonclient
-//! and perf_analyzer call Triton. Numbers are checked against the reference top-5 of
+//! The gRPC front end over a real socket: a server started with `TestServer` on the
+//! bundled repository, called with the generated client as tritonclient and
+//! perf_analyzer call Triton. Numbers are checked against the reference top-5 of
 //! tests/data/images/expected.json (computed independently with onnxruntime in Python).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
+use ferroserve_runtime::ModelControlMode;
+use ferroserve_server::grpc;
 use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ferroserve_server::grpc::proto::infer_parameter::ParameterChoice;
 use ferroserve_server::grpc::proto::model_infer_request::{
@@ -15,62 +15,24 @@ use ferroserve_server::grpc::proto::model_infer_request::{
 };
 use ferroserve_server::grpc::proto::model_version_policy::PolicyChoice;
 use ferroserve_server::grpc::proto::*;
-use ferroserve_server::{grpc, ModelControlMode, Server};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 use tonic::Code;
 
 mod support;
-use support::{copy_dir, images, options, repo_root};
+use support::{assert_matches_reference, f32s, reference, TempRepository, TestServer, MODEL};
 
-const MODEL: &str = "efficientnet-lite0";
 const IMAGES: [&str; 4] = ["cat.jpg", "coffee.jpg", "astronaut.png", "motorcycle.jpg"];
 
 type Client = GrpcInferenceServiceClient<Channel>;
 
-/// Serves `server` over gRPC on a fresh local port, on the current runtime.
-async fn serve(server: Arc<Server>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(grpc::service(server))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    address
+/// The server most tests share: the bundled repository with every model loaded.
+fn shared() -> &'static TestServer {
+    static SHARED: OnceLock<TestServer> = OnceLock::new();
+    SHARED.get_or_init(TestServer::bundled)
 }
 
-/// The server most tests share: the bundled repository with every model loaded, on
-/// its own runtime so that it outlives each test's runtime.
-fn shared_server() -> SocketAddr {
-    static ADDRESS: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDRESS.get_or_init(|| {
-        let (found, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let repository = repo_root().join("models");
-                let server = tokio::task::spawn_blocking(move || {
-                    Server::start(options(repository, ModelControlMode::None))
-                })
-                .await
-                .unwrap()
-                .expect("server starts");
-                found.send(serve(server).await).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        address.recv().expect("the shared server started")
-    })
-}
-
-async fn connect(address: SocketAddr) -> Client {
-    GrpcInferenceServiceClient::connect(format!("http://{address}"))
+async fn connect(server: &TestServer) -> Client {
+    GrpcInferenceServiceClient::connect(server.grpc_url())
         .await
         .unwrap()
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES)
@@ -78,64 +40,12 @@ async fn connect(address: SocketAddr) -> Client {
 }
 
 async fn client() -> Client {
-    connect(shared_server()).await
+    connect(shared()).await
 }
 
 /// The preprocessed reference input of one image: 3x224x224 little-endian FP32.
 fn reference_input(image: &str) -> Vec<u8> {
-    let stem = image.rsplit_once('.').unwrap().0;
-    std::fs::read(images().join(format!("{stem}.input.f32"))).unwrap()
-}
-
-/// The reference top-5 of one image: (class index, label, probability).
-fn expected_top5(image: &str) -> Vec<(usize, String, f32)> {
-    let text = std::fs::read_to_string(images().join("expected.json")).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json[image]["top5"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["index"].as_u64().unwrap() as usize,
-                e["label"].as_str().unwrap().to_string(),
-                e["prob"].as_f64().unwrap() as f32,
-            )
-        })
-        .collect()
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
-/// One row of logits against the reference: the same best class, and each reference
-/// class with its probability within 0.01.
-fn assert_matches_reference(image: &str, logits: &[f32]) {
-    assert_eq!(logits.len(), 1000, "{image}: one logit per class");
-    let probabilities = softmax(logits);
-    let best = (0..probabilities.len())
-        .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
-        .unwrap();
-    let expected = expected_top5(image);
-    assert_eq!(best, expected[0].0, "{image}: best class");
-    for (index, label, probability) in expected {
-        let got = probabilities[index];
-        assert!(
-            (got - probability).abs() < 0.01,
-            "{image}: class {index} ({label}) has probability {got}, expected {probability}"
-        );
-    }
+    reference().input(image)
 }
 
 fn image_input(shape: &[i64]) -> InferInputTensor {
@@ -393,9 +303,8 @@ async fn classification_returns_score_index_label_strings() {
     let classes = strings(&response.raw_output_contents[0]);
     assert_eq!(classes.len(), 6);
     for (row, image) in classes.chunks(3).zip(batch) {
-        let expected = expected_top5(image);
-        let (first, second, third) = (&expected[0], &expected[1], &expected[2]);
-        for (class, (index, label, _)) in row.iter().zip([first, second, third]) {
+        for (class, expected) in row.iter().zip(reference().top5(image)) {
+            let (index, label) = (expected.index, &expected.label);
             let mut parts = class.splitn(3, ':');
             let score: f32 = parts.next().unwrap().parse().unwrap();
             assert!(score.is_finite(), "{image}: score of '{class}'");
@@ -777,20 +686,10 @@ async fn model_ready(client: &mut Client) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_load_and_unload_in_explicit_mode() {
-    let repository = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("grpc-repository-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&repository);
-    copy_dir(
-        &repo_root().join("models").join(MODEL),
-        &repository.join(MODEL),
-    );
+    let repository = TempRepository::with_bundled(&[MODEL]);
 
-    let options = options(repository.clone(), ModelControlMode::Explicit);
-    let server = tokio::task::spawn_blocking(move || Server::start(options))
-        .await
-        .unwrap()
-        .expect("server starts");
-    let mut client = connect(serve(server).await).await;
+    let server = TestServer::start(repository.config(ModelControlMode::Explicit));
+    let mut client = connect(&server).await;
     let index = |ready_only: bool| RepositoryIndexRequest {
         repository_name: String::new(),
         ready: ready_only,
@@ -898,6 +797,4 @@ async fn repository_load_and_unload_in_explicit_mode() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
-
-    let _ = std::fs::remove_dir_all(&repository);
 }

@@ -2,20 +2,11 @@
 //! replaces the old one, and a model that fails to load leaves the previous version
 //! serving, with the reason in the repository index. Polls are triggered directly.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use ferroserve_server::infer::{InferInput, InferRequest, InputData};
-use ferroserve_server::{ModelControlMode, Server, ServerOptions};
+use ferroserve_runtime::infer::{InferInput, InferRequest};
+use ferroserve_runtime::{ModelControlMode, Runtime};
 
 mod support;
-use support::copy_dir;
-
-const MODEL: &str = "efficientnet-lite0";
-
-fn bundled_model() -> PathBuf {
-    support::repo_root().join("models").join(MODEL)
-}
+use support::{copy_dir, TempRepository, TestServer, MODEL};
 
 fn request() -> InferRequest {
     let zeros = vec![0u8; 4 * 3 * 224 * 224];
@@ -23,18 +14,19 @@ fn request() -> InferRequest {
         model: MODEL.into(),
         version: None,
         id: "poll".into(),
-        inputs: vec![InferInput {
-            name: "input".into(),
-            dtype: ferroserve_core::DataType::Fp32,
-            shape: vec![1, 3, 224, 224],
-            data: InputData::Raw(zeros.into()),
-        }],
+        inputs: vec![InferInput::tensor(
+            "input",
+            ferroserve_core::DataType::Fp32,
+            vec![1, 3, 224, 224],
+            zeros.into(),
+        )
+        .unwrap()],
         outputs: vec![],
         timeout: None,
     }
 }
 
-fn served_version(server: &Server) -> u64 {
+fn served_version(server: &Runtime) -> u64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -46,20 +38,16 @@ fn served_version(server: &Server) -> u64 {
 
 #[test]
 fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
-    let repository = tempfile::tempdir().unwrap();
+    let repository = TempRepository::with_bundled(&[MODEL]);
     let model_dir = repository.path().join(MODEL);
-    copy_dir(&bundled_model(), &model_dir);
-    let options = ServerOptions {
-        preprocess_threads: 1,
-        ..support::options(repository.path().to_path_buf(), ModelControlMode::Poll)
-    };
-    let server: Arc<Server> = Server::start(options).unwrap();
-    assert_eq!(served_version(&server), 1);
+    let test_server = TestServer::start(repository.config(ModelControlMode::Poll));
+    let server = test_server.runtime();
+    assert_eq!(served_version(server), 1);
 
     // A new version appears: after a poll it serves, and the old one is retired.
     copy_dir(&model_dir.join("1"), &model_dir.join("2"));
     server.poll_repository();
-    assert_eq!(served_version(&server), 2);
+    assert_eq!(served_version(server), 2);
     assert!(!server.model_ready(MODEL, Some(1)));
 
     // A broken configuration: the load fails, version 2 keeps serving, and the index
@@ -72,7 +60,7 @@ fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
     )
     .unwrap();
     server.poll_repository();
-    assert_eq!(served_version(&server), 2);
+    assert_eq!(served_version(server), 2);
     let index = server.repository_index().unwrap();
     let entry = index
         .iter()
@@ -90,7 +78,7 @@ fn poll_mode_swaps_in_new_versions_and_keeps_serving_through_bad_ones() {
     // Fixed again: reloads.
     std::fs::write(&config, good).unwrap();
     server.poll_repository();
-    assert_eq!(served_version(&server), 2);
+    assert_eq!(served_version(server), 2);
     assert!(server
         .repository_index()
         .unwrap()

@@ -1,4 +1,5 @@
-//! The `ferroserve` command: wiring only. Each subcommand lives in its own module.
+//! The `ferroserve` command: wiring only. `serve` runs `ferroserve-server`, `classify`
+//! runs files through `ferroserve-runtime`, `bench` is `ferroserve-bench`.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -6,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod classify;
 mod serve;
 
@@ -30,7 +30,7 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Measure a server's throughput and latency percentiles under load (closed or open
     /// loop, HTTP, gRPC or images), or the engine alone in this process.
-    Bench(bench::BenchArgs),
+    Bench(ferroserve_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,7 +42,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Classify(args) => classify::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(mut args) => {
+            args.model_repository
+                .get_or_insert_with(default_model_repository);
+            ferroserve_bench::run(args)
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,19 +1,14 @@
-//! `ferroserve serve`: the KServe v2 / Triton protocol over HTTP and gRPC, and
-//! Prometheus metrics, on three ports.
+//! `ferroserve serve`: the command line turned into a [`ServeConfig`] for
+//! [`ferroserve_server::run`].
 
-use std::future::IntoFuture;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use axum::serve::ListenerExt;
 use ferroserve_engine::{EngineKind, EngineOptions};
-use ferroserve_server::models::{LoadOptions, Naive};
-use ferroserve_server::{ModelControlMode, Server, ServerOptions};
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use ferroserve_runtime::{LoadOptions, ModelControlMode, Naive, RuntimeOptions};
+use ferroserve_server::http::HttpLimits;
+use ferroserve_server::{ServeConfig, TuneConfig};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -119,14 +114,12 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let metrics = ferroserve_server::metrics::install()
-        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let model_repository = args
         .model_repository
         .clone()
         .unwrap_or_else(crate::default_model_repository);
-    let options = ServerOptions {
+    let runtime = RuntimeOptions {
         model_repository,
         control_mode: args.model_control_mode,
         startup_models: args.load_models.clone(),
@@ -152,158 +145,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.cache_size
         },
     };
-    // Bind first, so that a taken port fails before minutes of model loading.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.io_threads.max(1))
-        .thread_name("io")
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let bind = |port: u16| {
-        let addr = SocketAddr::new(args.host, port);
-        runtime
-            .block_on(TcpListener::bind(addr))
-            .with_context(|| format!("cannot listen on {addr}"))
+    let config = ServeConfig {
+        runtime,
+        host: args.host,
+        http_port: args.http_port,
+        grpc_port: args.grpc_port,
+        metrics_port: args.metrics_port,
+        repository_poll: Duration::from_secs(args.repository_poll_secs),
+        io_threads: args.io_threads,
+        http_limits: HttpLimits {
+            max_request_bytes: args.max_request_bytes,
+        },
+        tune: args.tune.then(|| TuneConfig {
+            latency_target: Duration::from_secs_f64(args.latency_target_ms.max(0.001) / 1000.0),
+            window: Duration::from_millis(args.tune_window_ms.max(10)),
+        }),
+        nodelay: !args.naive(Technique::Nodelay),
     };
-    let (http, grpc, metrics_listener) = (
-        bind(args.http_port)?,
-        bind(args.grpc_port)?,
-        bind(args.metrics_port)?,
-    );
-    let server = Server::new(&options).context("starting the server")?;
-    runtime.block_on(serve(
-        server,
-        options,
-        args,
-        http,
-        grpc,
-        metrics_listener,
-        metrics,
-    ))
-}
-
-async fn serve(
-    server: Arc<Server>,
-    options: ServerOptions,
-    args: ServeArgs,
-    http: TcpListener,
-    grpc: TcpListener,
-    metrics_listener: TcpListener,
-    metrics: ferroserve_server::metrics::PrometheusHandle,
-) -> anyhow::Result<()> {
-    let (shutdown, _) = tokio::sync::watch::channel(false);
-    if server.control_mode() == ModelControlMode::Poll {
-        let server = server.clone();
-        let every = Duration::from_secs(args.repository_poll_secs.max(1));
-        std::thread::Builder::new()
-            .name("repository-poll".into())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                server.poll_repository();
-            })
-            .context("starting the repository poller")?;
-    }
-    let http_addr = http.local_addr()?;
-    let grpc_addr = grpc.local_addr()?;
-    let metrics_addr = metrics_listener.local_addr()?;
-    let limits = ferroserve_server::http::HttpLimits {
-        max_request_bytes: args.max_request_bytes,
-    };
-    let nodelay = !args.naive(Technique::Nodelay);
-    let http_task = tokio::spawn(
-        axum::serve(
-            http.tap_io(move |tcp| no_delay(tcp, nodelay)),
-            ferroserve_server::http::router(server.clone(), limits),
-        )
-        .with_graceful_shutdown(wait(shutdown.clone()))
-        .into_future(),
-    );
-    let metrics_task = tokio::spawn(
-        axum::serve(
-            metrics_listener.tap_io(move |tcp| no_delay(tcp, nodelay)),
-            ferroserve_server::http::metrics_router(metrics, server.clone()),
-        )
-        .with_graceful_shutdown(wait(shutdown.clone()))
-        .into_future(),
-    );
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(ferroserve_server::grpc::service(server.clone()))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(grpc).with_nodelay(Some(nodelay)),
-                wait(shutdown.clone()),
-            ),
-    );
-    // Health answers while the models load; readiness flips once each is warmed up.
-    let loader = server.clone();
-    tokio::task::spawn_blocking(move || loader.load_startup_models(&options)).await?;
-    if args.tune {
-        ferroserve_server::tune::start(
-            server.clone(),
-            Duration::from_secs_f64(args.latency_target_ms.max(0.001) / 1000.0),
-            Duration::from_millis(args.tune_window_ms.max(10)),
-        );
-    }
-    let mut models = Vec::new();
-    for entry in server.repository_index().unwrap_or_default() {
-        if entry.state == "READY" {
-            models.push(entry.name);
-        } else if !entry.reason.is_empty() {
-            tracing::error!(model = entry.name, "not available: {}", entry.reason);
-        }
-    }
-    models.dedup();
-    let example = models.first().cloned().unwrap_or_else(|| "MODEL".into());
-    let host = if args.host.is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        args.host.to_string()
-    };
-    eprintln!(
-        "ferroserve ready: HTTP {http_addr}, gRPC {grpc_addr}, metrics {metrics_addr}; models: {}\n\
-         try: curl -s --data-binary @image.jpg 'http://{host}:{}/v2/models/{example}/classify?top_k=3'",
-        models.join(", "),
-        http_addr.port(),
-    );
-    shutdown_signal().await;
-    eprintln!("ferroserve: shutting down, finishing accepted requests");
-    let _ = shutdown.send(true);
-    let (a, b, c) = tokio::join!(http_task, grpc_task, metrics_task);
-    a??;
-    b?.context("gRPC server")?;
-    c??;
-    let drain = server.clone();
-    tokio::task::spawn_blocking(move || drain.shutdown()).await?;
-    Ok(())
-}
-
-/// Small responses go out at once instead of waiting for the client's delayed ACK
-/// (Nagle's algorithm costs up to 40 ms per request otherwise).
-fn no_delay(tcp: &mut tokio::net::TcpStream, on: bool) {
-    if let Err(e) = tcp.set_nodelay(on) {
-        tracing::debug!("cannot set TCP_NODELAY: {e}");
-    }
-}
-
-/// Resolves once shutdown has been asked for.
-async fn wait(shutdown: tokio::sync::watch::Sender<bool>) {
-    let mut receiver = shutdown.subscribe();
-    let _ = receiver.wait_for(|&stop| stop).await;
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    Ok(ferroserve_server::run(config)?)
 }

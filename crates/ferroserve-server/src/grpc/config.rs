@@ -9,7 +9,7 @@ use ferroserve_core::DataType;
 
 use super::proto;
 use super::proto::model_version_policy::PolicyChoice;
-use crate::stats;
+use ferroserve_runtime::stats;
 
 /// The configuration as `ModelConfig` reports it. A configuration without a version
 /// policy reports the one in effect, the latest version.

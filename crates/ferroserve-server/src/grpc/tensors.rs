@@ -1,5 +1,5 @@
-//! Inference requests and responses between the protocol's messages and
-//! [`crate::infer`]: tensor contents decoded from `raw_input_contents` or typed
+//! Inference requests and responses between the protocol's messages and the runtime's
+//! [`ferroserve_runtime::infer`]: tensor contents decoded from `raw_input_contents` or typed
 //! `contents` into little-endian bytes, outputs encoded as `raw_output_contents`.
 //!
 //! Everything a client controls is checked here before anything is allocated from it:
@@ -10,18 +10,19 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use ferroserve_core::wire::{self, Element};
 use ferroserve_core::DataType;
 
 use super::proto::infer_parameter::ParameterChoice;
 use super::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use super::proto::model_infer_response::InferOutputTensor;
 use super::proto::{InferParameter, InferTensorContents, ModelInferRequest, ModelInferResponse};
-use crate::error::ServeError;
-use crate::infer::{
-    tensor_header, InferInput, InferOutput, InferRequest, InferResponse, InputData, OutputData,
-    Place, RequestedOutput,
+use ferroserve_runtime::infer::{
+    tensor_header, InferInput, InferOutput, InferRequest, InferResponse, OutputData, Place,
+    RequestedOutput,
 };
+use ferroserve_runtime::ServeError;
 
 fn invalid(message: String) -> ServeError {
     ServeError::InvalidRequest(message)
@@ -116,105 +117,26 @@ fn requested_output(output: InferRequestedOutputTensor) -> Result<RequestedOutpu
     })
 }
 
-/// One input tensor, with its data from `raw` when the request has raw contents.
+/// One input tensor, with its data from `raw` when the request has raw contents: raw
+/// `BYTES` elements are split at their 4-byte little-endian length prefixes (slices of
+/// the message, not copies).
 fn input(tensor: InferInputTensor, raw: Option<Bytes>) -> Result<InferInput, ServeError> {
     let name = tensor.name;
     let (dtype, shape, elements) =
         tensor_header(Place::Input(&name), &tensor.datatype, &tensor.shape)?;
-    let data = match (raw, tensor.contents) {
-        (Some(bytes), _) => raw_data(&name, dtype, &shape, elements, bytes)?,
-        (None, Some(contents)) => typed_data(&name, dtype, &shape, elements, contents)?,
-        (None, None) => {
-            return Err(invalid(format!(
-            "input '{name}' has no data: give it contents, or give the request raw_input_contents"
-        )))
+    match (raw, tensor.contents) {
+        (Some(bytes), _) if dtype == DataType::Bytes => {
+            let strings = wire::split_bytes(&bytes)
+                .map_err(|e| ServeError::tensor(Place::Input(&name), e))?;
+            InferInput::strings(name, shape, strings)
         }
-    };
-    Ok(InferInput {
-        name,
-        dtype,
-        shape,
-        data,
-    })
-}
-
-/// Raw contents: fixed-size elements as they are, `BYTES` elements split at their
-/// 4-byte little-endian length prefixes (slices of `bytes`, not copies).
-fn raw_data(
-    name: &str,
-    dtype: DataType,
-    shape: &[usize],
-    elements: usize,
-    bytes: Bytes,
-) -> Result<InputData, ServeError> {
-    let Some(size) = dtype.size() else {
-        return Ok(InputData::Strings(split_bytes_elements(
-            name, shape, elements, bytes,
-        )?));
-    };
-    let expected = elements.checked_mul(size);
-    if expected != Some(bytes.len()) {
-        return Err(invalid(format!(
-            "input '{name}' of shape {shape:?} and type {dtype} needs {} bytes of raw contents, got {}",
-            elements.saturating_mul(size),
-            bytes.len()
-        )));
+        (Some(bytes), _) => InferInput::tensor(name, dtype, shape, bytes),
+        (None, Some(contents)) => typed_data(name, dtype, shape, elements, contents),
+        (None, None) => Err(invalid(format!(
+            "input '{name}' has no data: give it contents, or give the request raw_input_contents"
+        ))),
     }
-    Ok(InputData::Raw(bytes))
 }
-
-fn split_bytes_elements(
-    name: &str,
-    shape: &[usize],
-    elements: usize,
-    bytes: Bytes,
-) -> Result<Vec<Bytes>, ServeError> {
-    let malformed = |at: usize| {
-        invalid(format!(
-            "input '{name}': BYTES raw contents must be elements each a 4-byte little-endian \
-             length and that many bytes; element {at} runs past the end"
-        ))
-    };
-    let mut strings = Vec::with_capacity(elements.min(bytes.len() / 4));
-    let mut at = 0;
-    while at < bytes.len() {
-        let prefix = bytes
-            .get(at..at + 4)
-            .ok_or_else(|| malformed(strings.len()))?;
-        let length = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        let start = at + 4;
-        let end = start
-            .checked_add(length)
-            .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| malformed(strings.len()))?;
-        strings.push(bytes.slice(start..end));
-        at = end;
-    }
-    if strings.len() != elements {
-        return Err(invalid(format!(
-            "input '{name}' of shape {shape:?} has {elements} elements, got {} BYTES elements",
-            strings.len()
-        )));
-    }
-    Ok(strings)
-}
-
-/// A fixed-size element type, written little-endian.
-trait Element: Copy {
-    fn put(self, out: &mut Vec<u8>);
-}
-
-macro_rules! element {
-    ($($t:ty),*) => {
-        $(impl Element for $t {
-            fn put(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-        })*
-    };
-}
-
-element!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
 
 /// `values` converted to `T`, little-endian; a value out of `T`'s range is an error.
 fn pack<S, T>(name: &str, dtype: DataType, values: &[S]) -> Result<Bytes, ServeError>
@@ -229,19 +151,19 @@ where
                 "input '{name}': value {value} at position {position} does not fit {dtype}"
             ))
         })?;
-        value.put(&mut out);
+        value.write(&mut out);
     }
     Ok(Bytes::from(out))
 }
 
 /// Typed contents: the values of the one field that matches the datatype.
 fn typed_data(
-    name: &str,
+    name: String,
     dtype: DataType,
-    shape: &[usize],
+    shape: Vec<usize>,
     elements: usize,
     contents: InferTensorContents,
-) -> Result<InputData, ServeError> {
+) -> Result<InferInput, ServeError> {
     let fields = [
         ("bool_contents", contents.bool_contents.len()),
         ("int_contents", contents.int_contents.len()),
@@ -287,25 +209,25 @@ fn typed_data(
                 .map(|&b| u8::from(b))
                 .collect::<Vec<u8>>(),
         ),
-        DataType::Int8 => pack::<i32, i8>(name, dtype, &c.int_contents)?,
-        DataType::Int16 => pack::<i32, i16>(name, dtype, &c.int_contents)?,
-        DataType::Int32 => pack::<i32, i32>(name, dtype, &c.int_contents)?,
-        DataType::Int64 => pack::<i64, i64>(name, dtype, &c.int64_contents)?,
-        DataType::Uint8 => pack::<u32, u8>(name, dtype, &c.uint_contents)?,
-        DataType::Uint16 => pack::<u32, u16>(name, dtype, &c.uint_contents)?,
-        DataType::Uint32 => pack::<u32, u32>(name, dtype, &c.uint_contents)?,
-        DataType::Uint64 => pack::<u64, u64>(name, dtype, &c.uint64_contents)?,
-        DataType::Fp32 => pack::<f32, f32>(name, dtype, &c.fp32_contents)?,
-        DataType::Fp64 => pack::<f64, f64>(name, dtype, &c.fp64_contents)?,
-        DataType::Bytes => return Ok(InputData::Strings(c.bytes_contents)),
+        DataType::Int8 => pack::<i32, i8>(&name, dtype, &c.int_contents)?,
+        DataType::Int16 => pack::<i32, i16>(&name, dtype, &c.int_contents)?,
+        DataType::Int32 => pack::<i32, i32>(&name, dtype, &c.int_contents)?,
+        DataType::Int64 => pack::<i64, i64>(&name, dtype, &c.int64_contents)?,
+        DataType::Uint8 => pack::<u32, u8>(&name, dtype, &c.uint_contents)?,
+        DataType::Uint16 => pack::<u32, u16>(&name, dtype, &c.uint_contents)?,
+        DataType::Uint32 => pack::<u32, u32>(&name, dtype, &c.uint_contents)?,
+        DataType::Uint64 => pack::<u64, u64>(&name, dtype, &c.uint64_contents)?,
+        DataType::Fp32 => pack::<f32, f32>(&name, dtype, &c.fp32_contents)?,
+        DataType::Fp64 => pack::<f64, f64>(&name, dtype, &c.fp64_contents)?,
+        DataType::Bytes => return InferInput::strings(name, shape, c.bytes_contents),
         DataType::Fp16 => return Err(fp16()),
     };
-    Ok(InputData::Raw(data))
+    InferInput::tensor(name, dtype, shape, data)
 }
 
 /// Encodes a response: every output's elements in `raw_output_contents`, `BYTES`
 /// elements (classification strings) each prefixed with its 4-byte little-endian length.
-pub(super) fn infer_response(response: InferResponse) -> ModelInferResponse {
+pub(super) fn infer_response(response: InferResponse) -> Result<ModelInferResponse, ServeError> {
     let mut outputs = Vec::with_capacity(response.outputs.len());
     let mut raw = Vec::with_capacity(response.outputs.len());
     for InferOutput {
@@ -315,6 +237,11 @@ pub(super) fn infer_response(response: InferResponse) -> ModelInferResponse {
         data,
     } in response.outputs
     {
+        raw.push(match data {
+            OutputData::Raw(bytes) => bytes,
+            OutputData::Strings(strings) => wire::encode_bytes(&strings)
+                .map_err(|e| ServeError::tensor(Place::Output(&name), e))?,
+        });
         outputs.push(InferOutputTensor {
             name,
             datatype: dtype.name().into(),
@@ -322,33 +249,21 @@ pub(super) fn infer_response(response: InferResponse) -> ModelInferResponse {
             parameters: HashMap::new(),
             contents: None,
         });
-        raw.push(match data {
-            OutputData::Raw(bytes) => bytes,
-            OutputData::Strings(strings) => length_prefixed(&strings),
-        });
     }
-    ModelInferResponse {
+    Ok(ModelInferResponse {
         model_name: response.model,
         model_version: response.version.to_string(),
         id: response.id,
         parameters: HashMap::new(),
         outputs,
         raw_output_contents: raw,
-    }
-}
-
-fn length_prefixed(strings: &[String]) -> Bytes {
-    let mut out = BytesMut::with_capacity(strings.iter().map(|s| 4 + s.len()).sum());
-    for s in strings {
-        out.put_u32_le(s.len() as u32);
-        out.put_slice(s.as_bytes());
-    }
-    out.freeze()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferroserve_runtime::infer::InputData;
 
     fn typed(datatype: &str, shape: &[i64], contents: InferTensorContents) -> ModelInferRequest {
         ModelInferRequest {
@@ -366,7 +281,7 @@ mod tests {
 
     fn raw_bytes(request: ModelInferRequest) -> Result<Bytes, ServeError> {
         let mut request = infer_request(request)?;
-        match request.inputs.remove(0).data {
+        match request.inputs.remove(0).data().clone() {
             InputData::Raw(bytes) => Ok(bytes),
             InputData::Strings(_) => panic!("expected fixed-size elements"),
         }
@@ -374,7 +289,9 @@ mod tests {
 
     fn refused(request: ModelInferRequest) -> String {
         match infer_request(request) {
-            Err(ServeError::InvalidRequest(message)) => message,
+            Err(e @ (ServeError::InvalidRequest(_) | ServeError::InvalidTensor { .. })) => {
+                e.to_string()
+            }
             other => panic!("expected an invalid request, got {other:?}"),
         }
     }
@@ -479,15 +396,15 @@ mod tests {
         request.inputs[0].contents = None;
         request.raw_input_contents = vec![Bytes::from_static(b"\x02\0\0\0ab\0\0\0\0\x01\0\0\0c")];
         let decoded = infer_request(request.clone()).unwrap();
-        let InputData::Strings(strings) = &decoded.inputs[0].data else {
+        let InputData::Strings(strings) = decoded.inputs[0].data() else {
             panic!("expected BYTES elements");
         };
         assert_eq!(strings, &["ab", "", "c"]);
 
         request.inputs[0].shape = vec![2];
-        assert!(refused(request.clone()).contains("3 BYTES elements"));
+        assert!(refused(request.clone()).contains("needs 2 elements, got 3"));
         request.raw_input_contents = vec![Bytes::from_static(b"\x02\0\0")];
-        assert!(refused(request).contains("runs past the end"));
+        assert!(refused(request).contains("too few for its 4-byte length"));
     }
 
     #[test]
@@ -501,7 +418,7 @@ mod tests {
             },
         );
         let decoded = infer_request(request).unwrap();
-        let InputData::Strings(strings) = &decoded.inputs[0].data else {
+        let InputData::Strings(strings) = decoded.inputs[0].data() else {
             panic!("expected BYTES elements");
         };
         assert_eq!(strings.len(), 2);
@@ -519,7 +436,9 @@ mod tests {
                 shape: vec![1, 2],
                 data: OutputData::Strings(vec!["0.5:1:a".into(), "".into()]),
             }],
-        });
+            timings: Default::default(),
+        })
+        .unwrap();
         assert_eq!(response.model_version, "3");
         assert_eq!(response.outputs[0].datatype, "BYTES");
         assert_eq!(response.outputs[0].shape, [1, 2]);

@@ -5,10 +5,10 @@ use axum::Json;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use crate::error::ServeError;
+use ferroserve_runtime::ServeError;
 
-/// A request that failed, as the client sees it. Errors of the serving layer take their
-/// status from [`ServeError::status`]; the few that only HTTP knows of (body too large,
+/// A request that failed, as the client sees it. Errors of the runtime take their status
+/// from [`crate::status::of`]; the few that only HTTP knows of (body too large,
 /// unsupported content coding, unknown route) name theirs.
 #[derive(Debug)]
 pub(super) struct ApiError {
@@ -58,7 +58,7 @@ impl ApiError {
 impl From<ServeError> for ApiError {
     fn from(error: ServeError) -> Self {
         ApiError {
-            status: error.status().0,
+            status: crate::status::of(&error).0,
             message: error.to_string(),
             close: false,
         }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::HttpState;
-use crate::error::ServeError;
+use ferroserve_runtime::ServeError;
 
 /// The model a route names: `/v2/models/{model}[/versions/{version}]/...`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,12 +16,11 @@ use http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::tensor::{self, FlatElements, JsonElements};
-use crate::error::ServeError;
-use crate::infer::{
-    tensor_header, InferInput, InferRequest, InferResponse, InputData, OutputData, Place,
-    RequestedOutput,
+use ferroserve_core::wire::{self, FlatElements, JsonElements, WireError};
+use ferroserve_runtime::infer::{
+    tensor_header, InferInput, InferRequest, InferResponse, OutputData, Place, RequestedOutput,
 };
+use ferroserve_runtime::ServeError;
 
 /// `parameters` of a request, input or output: names to strings, numbers or booleans.
 type Parameters = Map<String, Value>;
@@ -195,67 +194,40 @@ fn decode_input(input: RequestInput, binary: &mut BinarySection) -> Result<Infer
     refuse_shared_memory(&input.parameters, place)?;
     let (dtype, shape, elements) = tensor_header(place, &input.datatype, &input.shape)?;
     let binary_size = integer_parameter(&input.parameters, "binary_data_size", place)?;
-    let data = match (binary_size, input.data) {
-        (Some(_), Some(_)) => {
-            Err("both \"data\" and binary_data_size are given; give one".to_string())
+    let wrong = |error: WireError| ServeError::tensor(Place::Input(&name), error);
+    match (binary_size, input.data) {
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "{place}: both \"data\" and binary_data_size are given; give one"
+        ))),
+        (None, None) => Err(invalid(format!(
+            "{place}: no data: give \"data\" or parameter binary_data_size"
+        ))),
+        (Some(size), None) => {
+            let data = binary.take(&name, size)?;
+            if dtype == DataType::Bytes {
+                let strings = wire::split_bytes(&data).map_err(wrong)?;
+                InferInput::strings(name, shape, strings)
+            } else {
+                InferInput::tensor(name, dtype, shape, data)
+            }
         }
-        (None, None) => Err("no data: give \"data\" or parameter binary_data_size".to_string()),
-        (Some(size), None) => binary_tensor(dtype, &shape, elements, binary.take(&name, size)?),
-        (None, Some(FlatElements(values))) => json_tensor(dtype, &shape, elements, values),
-    }
-    .map_err(|e| invalid(format!("{place}: {e}")))?;
-    Ok(InferInput {
-        name,
-        dtype,
-        shape,
-        data,
-    })
-}
-
-/// The elements of a tensor of `shape` (`elements` in all) given as binary data.
-fn binary_tensor(
-    dtype: DataType,
-    shape: &[usize],
-    elements: usize,
-    data: Bytes,
-) -> Result<InputData, String> {
-    let Some(element_size) = dtype.size() else {
-        let strings = tensor::split_bytes_elements(&data)?;
-        if strings.len() != elements {
-            return Err(wrong_count(shape, elements, strings.len()));
+        (None, Some(FlatElements(values))) => {
+            if values.len() != elements {
+                return Err(wrong(WireError::ElementCount {
+                    shape,
+                    expected: elements,
+                    got: values.len(),
+                }));
+            }
+            if dtype == DataType::Bytes {
+                let strings = wire::json_to_strings(values).map_err(wrong)?;
+                InferInput::strings(name, shape, strings)
+            } else {
+                let data = wire::json_to_le(dtype, &values).map_err(wrong)?;
+                InferInput::tensor(name, dtype, shape, Bytes::from(data))
+            }
         }
-        return Ok(InputData::Strings(strings));
-    };
-    match elements.checked_mul(element_size) {
-        Some(expected) if expected == data.len() => Ok(InputData::Raw(data)),
-        expected => Err(format!(
-            "shape {shape:?} of type {dtype} needs {} bytes of binary data, got {}",
-            expected.map_or_else(|| "more than addressable".to_string(), |n| n.to_string()),
-            data.len()
-        )),
     }
-}
-
-/// The elements of a tensor of `shape` (`elements` in all) given as JSON.
-fn json_tensor(
-    dtype: DataType,
-    shape: &[usize],
-    elements: usize,
-    values: Vec<tensor::JsonElement>,
-) -> Result<InputData, String> {
-    if values.len() != elements {
-        return Err(wrong_count(shape, elements, values.len()));
-    }
-    match dtype {
-        DataType::Bytes => Ok(InputData::Strings(tensor::json_to_strings(values)?)),
-        _ => Ok(InputData::Raw(Bytes::from(tensor::json_to_raw(
-            dtype, &values,
-        )?))),
-    }
-}
-
-fn wrong_count(shape: &[usize], elements: usize, given: usize) -> String {
-    format!("shape {shape:?} needs {elements} elements, got {given}")
 }
 
 /// Shared memory (Triton's shared-memory extension) is not served: a request that asks
@@ -357,9 +329,8 @@ pub fn encode_response(
         let (parameters, data) = if encoding.is_binary(&output.name) {
             let chunk = match &output.data {
                 OutputData::Raw(raw) => raw.clone(),
-                OutputData::Strings(strings) => {
-                    Bytes::from(tensor::encode_bytes_elements(strings).map_err(ServeError::Engine)?)
-                }
+                OutputData::Strings(strings) => wire::encode_bytes(strings)
+                    .map_err(|e| ServeError::tensor(Place::Output(&output.name), e))?,
             };
             let size = chunk.len();
             binary_chunks.push(chunk);
@@ -391,7 +362,7 @@ pub fn encode_response(
         outputs,
     };
     let json = serde_json::to_vec(&header)
-        .map_err(|e| ServeError::Engine(format!("cannot encode the response: {e}")))?;
+        .map_err(|e| ServeError::UnusableOutput(format!("cannot encode the response: {e}")))?;
     if binary_chunks.is_empty() {
         return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
     }
@@ -419,7 +390,7 @@ pub fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::InferOutput;
+    use ferroserve_runtime::infer::{InferOutput, InputData};
 
     fn decode(
         body: &[u8],
@@ -437,7 +408,7 @@ mod tests {
     }
 
     fn raw(input: &InferInput) -> &[u8] {
-        match &input.data {
+        match input.data() {
             InputData::Raw(data) => data,
             InputData::Strings(_) => panic!("expected raw data"),
         }
@@ -453,15 +424,15 @@ mod tests {
         let (request, encoding) = decode(body.as_bytes(), None).unwrap();
         assert_eq!(request.id, "7");
         assert_eq!((request.model.as_str(), request.version), ("m", Some(1)));
-        assert_eq!(request.inputs[0].dtype, DataType::Uint32);
-        assert_eq!(request.inputs[0].shape, vec![2, 2]);
+        assert_eq!(request.inputs[0].dtype(), DataType::Uint32);
+        assert_eq!(request.inputs[0].shape(), [2, 2]);
         assert_eq!(
             raw(&request.inputs[0]),
             [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0]
         );
         assert_eq!(raw(&request.inputs[1]), [1, 0, 1]);
         assert!(
-            matches!(&request.inputs[2].data, InputData::Strings(s) if s == &[Bytes::from("hello")])
+            matches!(request.inputs[2].data(), InputData::Strings(s) if s == &[Bytes::from("hello")])
         );
         assert!(request.outputs.is_empty());
         assert!(!encoding.is_binary("anything"));
@@ -488,7 +459,7 @@ mod tests {
         );
         assert_eq!(raw(&request.inputs[1]), [0xff]);
         assert!(
-            matches!(&request.inputs[2].data, InputData::Strings(s) if s == &[Bytes::from("x"), Bytes::new()])
+            matches!(request.inputs[2].data(), InputData::Strings(s) if s == &[Bytes::from("x"), Bytes::new()])
         );
     }
 
@@ -562,10 +533,6 @@ mod tests {
                 "INT32",
             ),
             (
-                r#"{"inputs": [{"name": "a", "shape": [1], "datatype": "FP16", "data": [1]}]}"#,
-                "binary",
-            ),
-            (
                 r#"{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32"}]}"#,
                 "input 'a': no data",
             ),
@@ -593,6 +560,16 @@ mod tests {
             let error = decode(body.as_bytes(), None).unwrap_err();
             assert!(error.contains(expected), "{body}: {error}");
         }
+        // FP16 as JSON numbers, as Triton accepts them: 1.0 is 0x3C00.
+        let (request, _) = decode(
+            br#"{"inputs": [{"name": "a", "shape": [1], "datatype": "FP16", "data": [1]}]}"#,
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            request.inputs[0].data(),
+            InputData::Raw(bytes) if bytes.as_ref() == [0x00, 0x3c]
+        ));
         assert!(decode(b"{\"inputs\": [], \"id\": \"\xff\"}", None)
             .unwrap_err()
             .contains("malformed"));
@@ -646,6 +623,7 @@ mod tests {
                     data: OutputData::Strings(vec!["2:1:b".into()]),
                 },
             ],
+            timings: Default::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! Triton's binary tensor data and classification extensions, the model repository,
 //! statistics and model configuration extensions, and `/classify` for plain clients.
 //! Every error is answered as `{"error": "<message>"}` with the status of
-//! [`ServeError::status`](crate::ServeError::status).
+//! [`crate::status::of`].
 //!
 //! | Route | Answer |
 //! |---|---|
@@ -21,7 +21,6 @@
 mod error;
 mod extract;
 mod infer;
-mod tensor;
 
 use std::sync::Arc;
 
@@ -30,14 +29,14 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use http::header::{HeaderName, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::error::ServeError;
-use crate::Server;
+use ferroserve_runtime::infer::Timings;
+use ferroserve_runtime::{Runtime, ServeError};
 
 use error::ApiError;
 use extract::{ModelRef, RequestBody};
@@ -46,6 +45,9 @@ use extract::{ModelRef, RequestBody};
 /// at the start of a request or response body.
 pub const INFERENCE_HEADER_CONTENT_LENGTH: HeaderName =
     HeaderName::from_static("inference-header-content-length");
+
+/// The W3C `Server-Timing` response header.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Limits on what a client may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +72,12 @@ impl Default for HttpLimits {
 /// What every handler shares.
 #[derive(Clone)]
 struct HttpState {
-    server: Arc<Server>,
+    runtime: Arc<Runtime>,
     limits: HttpLimits,
 }
 
-/// The KServe v2 / Triton HTTP API of `server`.
-pub fn router(server: Arc<Server>, limits: HttpLimits) -> Router {
+/// The KServe v2 / Triton HTTP API of `runtime`.
+pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
     let routes = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -94,7 +96,7 @@ pub fn router(server: Arc<Server>, limits: HttpLimits) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
-        .with_state(HttpState { server, limits })
+        .with_state(HttpState { runtime, limits })
 }
 
 /// Routes `/v2/models/{model}{suffix}` and `/v2/models/{model}/versions/{version}{suffix}`
@@ -113,12 +115,12 @@ fn model_route(
 }
 
 /// `GET /metrics` in the Prometheus text format, for the separate metrics port.
-pub fn metrics_router(handle: PrometheusHandle, server: Arc<Server>) -> Router {
+pub fn metrics_router(handle: PrometheusHandle, runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route(
             "/metrics",
             get(move || {
-                server.publish_cache_metrics();
+                runtime.publish_cache_metrics();
                 let text = handle.render();
                 async move {
                     (
@@ -159,32 +161,32 @@ fn health(ok: bool) -> StatusCode {
 
 async fn server_metadata() -> Json<Value> {
     Json(json!({
-        "name": crate::server::SERVER_NAME,
+        "name": ferroserve_runtime::SERVER_NAME,
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": crate::server::EXTENSIONS,
+        "extensions": ferroserve_runtime::EXTENSIONS,
     }))
 }
 
 async fn live(State(state): State<HttpState>) -> StatusCode {
-    health(state.server.live())
+    health(state.runtime.live())
 }
 
 async fn ready(State(state): State<HttpState>) -> StatusCode {
-    health(state.server.ready())
+    health(state.runtime.ready())
 }
 
 /// 200 when the model (version) is ready, else 503, unknown models included: the answer
 /// is a yes or no, as Triton's (which says no with 400) and tritonclient's
 /// `is_model_ready` (which checks for 200) treat it.
 async fn model_ready(State(state): State<HttpState>, model: ModelRef) -> StatusCode {
-    health(state.server.model_ready(&model.name, model.version))
+    health(state.runtime.model_ready(&model.name, model.version))
 }
 
 async fn model_metadata(
     State(state): State<HttpState>,
     model: ModelRef,
 ) -> Result<Response, ApiError> {
-    let metadata = state.server.model_metadata(&model.name, model.version)?;
+    let metadata = state.runtime.model_metadata(&model.name, model.version)?;
     Ok(Json(metadata).into_response())
 }
 
@@ -192,12 +194,12 @@ async fn model_config(
     State(state): State<HttpState>,
     model: ModelRef,
 ) -> Result<Response, ApiError> {
-    let config = state.server.model_config(&model.name, model.version)?;
+    let config = state.runtime.model_config(&model.name, model.version)?;
     Ok(Json(config).into_response())
 }
 
 async fn all_statistics(State(state): State<HttpState>) -> Result<Response, ApiError> {
-    let stats = state.server.statistics(None, None)?;
+    let stats = state.runtime.statistics(None, None)?;
     Ok(Json(json!({ "model_stats": stats })).into_response())
 }
 
@@ -205,7 +207,7 @@ async fn model_statistics(
     State(state): State<HttpState>,
     model: ModelRef,
 ) -> Result<Response, ApiError> {
-    let stats = state.server.statistics(Some(&model.name), model.version)?;
+    let stats = state.runtime.statistics(Some(&model.name), model.version)?;
     Ok(Json(json!({ "model_stats": stats })).into_response())
 }
 
@@ -219,8 +221,24 @@ async fn infer(
     let header_length = extract::inference_header_length(&headers)?;
     let (request, encoding) =
         infer::decode_request(&model.name, model.version, body, header_length)?;
-    let response = state.server.infer(request).await?;
-    Ok(infer::encode_response(&response, &encoding)?)
+    let response = state.runtime.infer(request).await?;
+    let timing = server_timing(&response.timings);
+    let mut encoded = infer::encode_response(&response, &encoding)?;
+    encoded.headers_mut().insert(SERVER_TIMING, timing);
+    Ok(encoded)
+}
+
+/// The `Server-Timing` header: where the request's time went in the server, in
+/// milliseconds (the browser page shows it).
+fn server_timing(timings: &Timings) -> HeaderValue {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let text = format!(
+        "queue;dur={:.3}, preprocess;dur={:.3}, compute;dur={:.3}",
+        ms(timings.queue),
+        ms(timings.preprocess),
+        ms(timings.compute)
+    );
+    HeaderValue::from_str(&text).expect("the header is ASCII")
 }
 
 /// `?top_k=K` of `/classify`.
@@ -253,11 +271,15 @@ async fn classify(
             "the body is empty: expected an encoded image (JPEG, PNG, ...)",
         ));
     }
-    let classes = state
-        .server
+    let classified = state
+        .runtime
         .classify_image(&model.name, model.version, image, top_k)
         .await?;
-    Ok(Json(classes).into_response())
+    let mut response = Json(classified.classes).into_response();
+    response
+        .headers_mut()
+        .insert(SERVER_TIMING, server_timing(&classified.timings));
+    Ok(response)
 }
 
 /// A body that may be empty or a JSON object; empty reads as `{}`.
@@ -280,7 +302,7 @@ async fn repository_index(
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let request: IndexRequest = optional_json(&body, "repository index request")?;
-    let mut entries = state.server.repository_index()?;
+    let mut entries = state.runtime.repository_index()?;
     if request.ready {
         entries.retain(|entry| entry.state == "READY");
     }
@@ -312,7 +334,7 @@ async fn load_model(
         ))
         .into());
     }
-    state.server.load_model(&model.name).await?;
+    state.runtime.load_model(&model.name).await?;
     Ok(StatusCode::OK)
 }
 
@@ -323,6 +345,6 @@ async fn unload_model(
 ) -> Result<StatusCode, ApiError> {
     // `unload_dependents` needs no action: no model depends on another.
     let _: RepositoryRequest = optional_json(&body, "unload request")?;
-    state.server.unload_model(&model.name).await?;
+    state.runtime.unload_model(&model.name).await?;
     Ok(StatusCode::OK)
 }

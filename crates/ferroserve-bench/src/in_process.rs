@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ferroserve_core::{DataType, PixelType, Tensor};
 use ferroserve_engine::model::LoadedModel;
 use ferroserve_engine::{EngineError, EngineOptions};
-use ferroserve_server::models::Arrangement;
+use ferroserve_runtime::Arrangement;
 use ferroserve_vision::ImagePreprocessor;
 
 use super::payload::{self, ExpectedOutput, ModelMeta, Sources, TensorMeta};
@@ -32,7 +32,11 @@ struct Job {
 
 /// Measures every arrangement at every concurrency of `args`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
-    let repository = crate::open_repository(args.model_repository.as_deref())?;
+    let Some(dir) = &args.model_repository else {
+        bail!("--in-process needs --model-repository");
+    };
+    let repository = ferroserve_core::ModelRepository::open(dir)
+        .map_err(|e| anyhow::anyhow!("model repository {}: {e}", dir.display()))?;
     let description = repository.load(&args.model)?;
     let version = description
         .versions

@@ -9,7 +9,9 @@ use metrics::{
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
-use crate::models::Arrangement;
+use ferroserve_core::cache::ResponseCache;
+
+use crate::arrangement::Arrangement;
 
 /// Requests answered, labelled `outcome` = `success` or the error kind.
 pub const REQUESTS: &str = "ferroserve_requests_total";
@@ -54,9 +56,15 @@ const SECONDS_BUCKETS: [f64; 16] = [
 ];
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0, 64.0];
 
-/// Installs the global recorder and describes every metric. Call once per process;
-/// a second call returns an error.
+/// Installs the global recorder and describes every metric, once per process; later
+/// calls return the same handle.
 pub fn install() -> Result<PrometheusHandle, String> {
+    static HANDLE: std::sync::OnceLock<Result<PrometheusHandle, String>> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(install_recorder).clone()
+}
+
+fn install_recorder() -> Result<PrometheusHandle, String> {
     let mut builder = PrometheusBuilder::new();
     for name in [
         REQUEST_SECONDS,
@@ -188,4 +196,12 @@ impl ModelMetrics {
         let [model, version] = self.labels.clone();
         metrics::counter!(REQUESTS, &[model, version, ("outcome", kind.to_string())])
     }
+}
+
+/// Publishes the response cache's gauges and eviction count (before a scrape).
+pub fn publish_cache(cache: &ResponseCache) {
+    let stats = cache.stats();
+    metrics::counter!(CACHE_EVICTIONS).absolute(stats.evictions);
+    metrics::gauge!(CACHE_ENTRIES).set(cache.len() as f64);
+    metrics::gauge!(CACHE_BYTES).set(cache.size_bytes() as f64);
 }

@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 use bytes::Bytes;
-use ferroserve_core::DataType;
+use ferroserve_core::{wire, DataType};
 
 /// Name, element type (KServe name: `FP32`, `BYTES`, ...) and shape of a tensor, as
 /// model metadata gives them: `-1` marks a dimension of any size, and a leading `-1` is
@@ -99,11 +99,8 @@ pub fn build(
                     input.name
                 );
             };
-            let mut data = Vec::with_capacity(batch * row_elements * (4 + image.len()));
-            for _ in 0..batch * row_elements {
-                data.extend_from_slice(&(image.len() as u32).to_le_bytes());
-                data.extend_from_slice(image);
-            }
+            let mut data = Vec::new();
+            wire::write_bytes(&vec![image; batch * row_elements], &mut data)?;
             data
         } else {
             let dtype = data_type(model, input)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferroserve_core::{ImagePreprocessing, PixelType, TensorBuf};
-use ferroserve_vision::ImagePreprocessor;
+use ferroserve_vision::{ImagePreprocessor, VisionError};
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
@@ -14,7 +14,7 @@ use crate::error::ServeError;
 struct Job {
     settings: Arc<ImagePreprocessing>,
     image: Bytes,
-    reply: oneshot::Sender<Result<TensorBuf, String>>,
+    reply: oneshot::Sender<Result<TensorBuf, VisionError>>,
 }
 
 /// The preprocessing threads.
@@ -79,9 +79,7 @@ impl PreprocessPool {
                 reply,
             };
             self.jobs.try_send(job).map_err(|e| match e {
-                crossbeam_channel::TrySendError::Full(_) => {
-                    ServeError::QueueFull("image preprocessing".into())
-                }
+                crossbeam_channel::TrySendError::Full(_) => ServeError::PreprocessingFull,
                 crossbeam_channel::TrySendError::Disconnected(_) => ServeError::ShuttingDown,
             })?;
             replies.push(result);
@@ -97,14 +95,20 @@ impl PreprocessPool {
             let image = reply
                 .await
                 .map_err(|_| ServeError::ShuttingDown)?
-                .map_err(|reason| ServeError::InvalidRequest(format!("image {i}: {reason}")))?;
+                .map_err(|source| ServeError::InvalidImage {
+                    index: i,
+                    source: source.into(),
+                })?;
             slot.copy_from_slice(image.as_bytes());
         }
         Ok(batch)
     }
 }
 
-fn preprocess(preprocessor: &mut ImagePreprocessor, image: &[u8]) -> Result<TensorBuf, String> {
+fn preprocess(
+    preprocessor: &mut ImagePreprocessor,
+    image: &[u8],
+) -> Result<TensorBuf, VisionError> {
     let settings = preprocessor.settings();
     let mut out = TensorBuf::with_capacity(0);
     out.resize(settings.image_bytes());
@@ -112,5 +116,5 @@ fn preprocess(preprocessor: &mut ImagePreprocessor, image: &[u8]) -> Result<Tens
         PixelType::F32 => preprocessor.preprocess_f32(image, out.as_mut_slice()),
         PixelType::U8 => preprocessor.preprocess_u8(image, out.as_mut_slice()),
     };
-    result.map(|()| out).map_err(|e| e.to_string())
+    result.map(|()| out)
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferroserve_core::wire::{self, WireError};
 use ferroserve_core::DataType;
 
 use crate::error::ServeError;
@@ -78,13 +79,15 @@ where
     Ok((dtype, dims, elements))
 }
 
-/// One input tensor of a request.
+/// One input tensor of a request. Built only through [`InferInput::tensor`] and
+/// [`InferInput::strings`], which check the data against the shape once, so that
+/// nothing after the front end checks it again.
 #[derive(Debug, Clone)]
 pub struct InferInput {
-    pub name: String,
-    pub dtype: DataType,
-    pub shape: Vec<usize>,
-    pub data: InputData,
+    name: String,
+    dtype: DataType,
+    shape: Vec<usize>,
+    data: InputData,
 }
 
 /// The elements of an input tensor.
@@ -94,6 +97,68 @@ pub enum InputData {
     Raw(Bytes),
     /// `BYTES` elements, one per tensor element.
     Strings(Vec<Bytes>),
+}
+
+impl InferInput {
+    /// A tensor of fixed-size elements: `data` must hold exactly the elements of
+    /// `shape`.
+    pub fn tensor(
+        name: impl Into<String>,
+        dtype: DataType,
+        shape: Vec<usize>,
+        data: Bytes,
+    ) -> Result<Self, ServeError> {
+        let name = name.into();
+        if let Err(e) = wire::check_byte_size(dtype, &shape, &data) {
+            return Err(ServeError::tensor(Place::Input(&name), e));
+        }
+        Ok(InferInput {
+            name,
+            dtype,
+            shape,
+            data: InputData::Raw(data),
+        })
+    }
+
+    /// A `BYTES` tensor: one element per entry of `shape`.
+    pub fn strings(
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        elements: Vec<Bytes>,
+    ) -> Result<Self, ServeError> {
+        let name = name.into();
+        let expected = shape.iter().product::<usize>();
+        if elements.len() != expected {
+            let error = WireError::ElementCount {
+                shape,
+                expected,
+                got: elements.len(),
+            };
+            return Err(ServeError::tensor(Place::Input(&name), error));
+        }
+        Ok(InferInput {
+            name,
+            dtype: DataType::Bytes,
+            shape,
+            data: InputData::Strings(elements),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn data(&self) -> &InputData {
+        &self.data
+    }
 }
 
 /// An output the client asks for.
@@ -112,6 +177,26 @@ pub struct InferResponse {
     pub version: u64,
     pub id: String,
     pub outputs: Vec<InferOutput>,
+    pub timings: Timings,
+}
+
+/// Where a request's time went in the server, apart from the protocol (all zero when
+/// its answer came from the response cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Waiting in the model's queue.
+    pub queue: Duration,
+    /// Decoding and preprocessing images.
+    pub preprocess: Duration,
+    /// The engine run of the batch the request was in, gathering its inputs included.
+    pub compute: Duration,
+}
+
+/// What `/classify` answers: the ranked classes, and where the time went.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub classes: Vec<ClassifiedAs>,
+    pub timings: Timings,
 }
 
 /// One output tensor of a response.
@@ -132,7 +217,7 @@ pub enum OutputData {
     Strings(Vec<String>),
 }
 
-/// One class of an image classified by [`crate::Server::classify_image`].
+/// One class of an image classified by [`crate::Runtime::classify_image`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClassifiedAs {
     pub label: Option<String>,

@@ -12,43 +12,30 @@ use bytes::{Buf, Bytes};
 use ferroserve_core::cache::{CacheKey, CacheKeyBuilder};
 use ferroserve_core::DataType;
 
-use crate::infer::{InferInput, InputData};
-use crate::models::ServedModel;
+use crate::admission::{Admitted, AdmittedInput};
+use crate::registry::ServedModel;
 use crate::scheduler::JobTensor;
 
-/// The key of an inference request: the model load and every input as sent (name,
-/// datatype, shape, contents; encoded images before preprocessing), in the order the
-/// configuration declares the inputs. `None` when the request names an input the model
-/// does not have (it fails validation anyway).
-pub fn request_key(served: &ServedModel, inputs: &[InferInput]) -> Option<CacheKey> {
-    let declared = &served.model.config.input;
-    if inputs
-        .iter()
-        .any(|input| !declared.iter().any(|d| d.name == input.name))
-    {
-        return None;
-    }
+/// The key of an admitted request: the model load and every input as sent (name,
+/// datatype, shape, contents; encoded images before preprocessing), in engine order.
+/// `/classify` on one image admits the same request as an inference request sending the
+/// image as the model's `BYTES` input of shape `[1]`, so both share one entry.
+pub fn request_key(served: &ServedModel, admitted: &Admitted) -> CacheKey {
     let mut key = model_key(served);
-    for declaration in declared {
-        let Some(input) = inputs.iter().find(|i| i.name == declaration.name) else {
-            continue;
-        };
-        match &input.data {
-            InputData::Raw(data) => key.input(&input.name, input.dtype.name(), &input.shape, data),
-            InputData::Strings(elements) => key.bytes_input(&input.name, &input.shape, elements),
+    for input in &admitted.inputs {
+        match input {
+            // Every engine input is present, in engine order: the position names it.
+            AdmittedInput::Tensor(tensor) => {
+                key.input("", tensor.dtype.name(), &tensor.shape, &tensor.data)
+            }
+            AdmittedInput::Images {
+                name,
+                shape,
+                images,
+            } => key.bytes_input(name, shape, images),
         };
     }
-    Some(key.finish())
-}
-
-/// The key of `/classify` on one encoded image. It equals the key of an inference
-/// request sending the image as the model's `BYTES` input of shape `[1]`: both run the
-/// same preprocessing and model.
-pub fn image_key(served: &ServedModel, image: &Bytes) -> CacheKey {
-    let name = served.model.encoded_image_input.as_deref().unwrap_or("");
-    model_key(served)
-        .bytes_input(name, &[1], std::slice::from_ref(image))
-        .finish()
+    key.finish()
 }
 
 fn model_key(served: &ServedModel) -> CacheKeyBuilder {

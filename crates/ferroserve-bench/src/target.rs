@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
-use ferroserve_server::grpc::proto::model_infer_request::InferInputTensor;
-use ferroserve_server::grpc::proto::{ModelInferRequest, ModelInferResponse, ModelMetadataRequest};
-use ferroserve_server::grpc::MAX_MESSAGE_BYTES;
+use ferroserve_core::wire::JsonElements;
+use ferroserve_core::DataType;
+use ferroserve_protocol::grpc_inference_service_client::GrpcInferenceServiceClient;
+use ferroserve_protocol::model_infer_request::InferInputTensor;
+use ferroserve_protocol::{
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, MAX_MESSAGE_BYTES,
+};
 use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -285,12 +288,10 @@ async fn grpc_metadata(endpoint: &Endpoint, url: &str, model: &str) -> anyhow::R
     let tensors = |list: Vec<_>| {
         list.into_iter()
             .map(
-                |t: ferroserve_server::grpc::proto::model_metadata_response::TensorMetadata| {
-                    TensorMeta {
-                        name: t.name,
-                        datatype: t.datatype,
-                        shape: t.shape,
-                    }
+                |t: ferroserve_protocol::model_metadata_response::TensorMetadata| TensorMeta {
+                    name: t.name,
+                    datatype: t.datatype,
+                    shape: t.shape,
                 },
             )
             .collect()
@@ -451,56 +452,13 @@ fn json_call(base: &str, model: &str, payload: Payload) -> anyhow::Result<HttpCa
     })
 }
 
-/// Appends the little-endian elements of `data` as a JSON array of numbers (shortest
-/// text that reads back to the same value).
+/// Appends the little-endian elements of `data` as a JSON array (shortest text that
+/// reads back to the same values).
 fn json_numbers(datatype: &str, data: &[u8], out: &mut String) -> anyhow::Result<()> {
-    use std::fmt::Write;
-    fn each<const N: usize>(data: &[u8], out: &mut String, text: impl Fn([u8; N], &mut String)) {
-        for (i, chunk) in data.chunks_exact(N).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            text(chunk.try_into().expect("chunks of N bytes"), out);
-        }
-    }
-    out.push('[');
-    match datatype {
-        "FP32" => each(data, out, |b, o| {
-            write!(o, "{}", f32::from_le_bytes(b)).unwrap()
-        }),
-        "FP64" => each(data, out, |b, o| {
-            write!(o, "{}", f64::from_le_bytes(b)).unwrap()
-        }),
-        "INT8" => each(data, out, |b, o| {
-            write!(o, "{}", i8::from_le_bytes(b)).unwrap()
-        }),
-        "INT16" => each(data, out, |b, o| {
-            write!(o, "{}", i16::from_le_bytes(b)).unwrap()
-        }),
-        "INT32" => each(data, out, |b, o| {
-            write!(o, "{}", i32::from_le_bytes(b)).unwrap()
-        }),
-        "INT64" => each(data, out, |b, o| {
-            write!(o, "{}", i64::from_le_bytes(b)).unwrap()
-        }),
-        "UINT8" => each(data, out, |b, o| {
-            write!(o, "{}", u8::from_le_bytes(b)).unwrap()
-        }),
-        "UINT16" => each(data, out, |b, o| {
-            write!(o, "{}", u16::from_le_bytes(b)).unwrap()
-        }),
-        "UINT32" => each(data, out, |b, o| {
-            write!(o, "{}", u32::from_le_bytes(b)).unwrap()
-        }),
-        "UINT64" => each(data, out, |b, o| {
-            write!(o, "{}", u64::from_le_bytes(b)).unwrap()
-        }),
-        "BOOL" => each(data, out, |[b]: [u8; 1], o| {
-            o.push_str(if b != 0 { "true" } else { "false" })
-        }),
-        other => bail!("{other} elements have no JSON form in bench"),
-    }
-    out.push(']');
+    let Some(dtype) = DataType::from_name(datatype).filter(|t| t.size().is_some()) else {
+        bail!("{datatype} elements have no JSON form in bench");
+    };
+    out.push_str(&serde_json::to_string(&JsonElements { dtype, data })?);
     Ok(())
 }
 
@@ -669,7 +627,7 @@ mod tests {
         json_numbers("FP32", &data, &mut text).unwrap();
         let back: Vec<f32> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, values);
-        assert!(json_numbers("FP16", &[0, 0], &mut String::new()).is_err());
+        assert!(json_numbers("BYTES", &[0, 0], &mut String::new()).is_err());
     }
 
     #[test]

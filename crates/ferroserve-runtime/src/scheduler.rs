@@ -18,8 +18,7 @@ use smallvec::{smallvec, SmallVec};
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
-use crate::metrics::{self as m, ModelMetrics};
-use crate::stats::ModelStats;
+use crate::telemetry::Telemetry;
 
 /// How a model's jobs are combined into engine runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,9 +112,15 @@ enum Next {
     Exit,
 }
 
-/// Decides the next batch: drops cancelled jobs, answers expired ones, and takes jobs
-/// from the front when a batch is full, of a preferred size, or has waited long enough.
-fn next_batch(queue: &mut Queue, policy: &BatchPolicy, now: Instant) -> Next {
+/// Decides the next batch: drops cancelled jobs (counting them in `cancelled`), answers
+/// expired ones, and takes jobs from the front when a batch is full, of a preferred size,
+/// or has waited long enough.
+fn next_batch(
+    queue: &mut Queue,
+    policy: &BatchPolicy,
+    now: Instant,
+    cancelled: &mut usize,
+) -> Next {
     let mut i = 0;
     while i < queue.jobs.len() {
         let job = &queue.jobs[i];
@@ -129,7 +134,7 @@ fn next_batch(queue: &mut Queue, policy: &BatchPolicy, now: Instant) -> Next {
             let waited = now - job.enqueued;
             let _ = job.reply.send(Err(ServeError::Timeout(waited)));
         } else {
-            metrics::counter!(m::CANCELLED_REQUESTS).increment(1);
+            *cancelled += 1;
         }
     }
     let Some(first) = queue.jobs.front() else {
@@ -187,7 +192,7 @@ struct Shared {
     capacity: usize,
     /// The model's name, for errors.
     model: String,
-    metrics: Arc<ModelMetrics>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Shared {
@@ -228,8 +233,7 @@ impl Scheduler {
         groups: Vec<Vec<Box<dyn Runner>>>,
         outputs: usize,
         options: SchedulerOptions,
-        stats: Arc<ModelStats>,
-        metrics: Arc<ModelMetrics>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -245,7 +249,7 @@ impl Scheduler {
             wake: groups.iter().map(|_| Condvar::new()).collect(),
             capacity: options.capacity.max(1),
             model: model.to_string(),
-            metrics,
+            telemetry,
         });
         let mut workers = Vec::new();
         for (group, runners) in groups.into_iter().enumerate() {
@@ -254,7 +258,6 @@ impl Scheduler {
                     shared: shared.clone(),
                     group,
                     runner,
-                    stats: stats.clone(),
                     reuse_buffers: options.reuse_buffers,
                     batch_inputs: Vec::new(),
                     outputs: vec![Tensor::with_capacity(DataType::Fp32, 0); outputs],
@@ -283,7 +286,7 @@ impl Scheduler {
             return Err(ServeError::QueueFull(self.shared.model.clone()));
         }
         queue.jobs.push_back(job);
-        self.shared.metrics.queue_depth.set(queue.jobs.len() as f64);
+        self.shared.telemetry.queue_depth(queue.jobs.len());
         let group = state.settings.instances;
         drop(state);
         self.shared.wake[group].notify_one();
@@ -338,7 +341,6 @@ struct Worker {
     /// The instance group this worker belongs to.
     group: usize,
     runner: Box<dyn Runner>,
-    stats: Arc<ModelStats>,
     reuse_buffers: bool,
     /// Reused buffers for inputs combined from several jobs.
     batch_inputs: Vec<Tensor>,
@@ -363,15 +365,19 @@ impl Worker {
         let mut state = self.shared.lock();
         loop {
             let State { queue, settings } = &mut *state;
+            let mut cancelled = 0;
             let next = if settings.instances == self.group || queue.closed {
-                next_batch(queue, &settings.policy, Instant::now())
+                next_batch(queue, &settings.policy, Instant::now(), &mut cancelled)
             } else {
                 Next::Wait
             };
+            for _ in 0..cancelled {
+                self.shared.telemetry.cancelled();
+            }
             match next {
                 Next::Run(jobs) => {
                     let more = !queue.jobs.is_empty();
-                    self.shared.metrics.queue_depth.set(queue.jobs.len() as f64);
+                    self.shared.telemetry.queue_depth(queue.jobs.len());
                     drop(state);
                     if more {
                         wake.notify_one();
@@ -417,20 +423,11 @@ impl Worker {
         });
         let ran = Instant::now();
         let compute = ran - started;
-        let metrics = &self.shared.metrics;
-        metrics.compute_seconds.record(compute.as_secs_f64());
-        metrics.batch_size.record(rows as f64);
-        metrics.executions.increment(1);
         let requests = jobs.len() as u64;
         let replies = match result {
             Ok(()) => self.split_outputs(jobs, rows, started, compute),
             Err(e) => {
-                let error = match e {
-                    ferroserve_engine::EngineError::InvalidInput(m) => {
-                        ServeError::InvalidRequest(m)
-                    }
-                    other => ServeError::Engine(other.to_string()),
-                };
+                let error = ServeError::from(e);
                 jobs.into_iter()
                     .map(|job| (job.reply, Err(error.clone())))
                     .collect()
@@ -438,7 +435,7 @@ impl Worker {
         };
         // Counted before the replies go out, so that a client asking for statistics
         // right after its answer sees its execution.
-        self.stats.execution(
+        self.shared.telemetry.executed(
             rows,
             requests,
             gathered - started,
@@ -523,7 +520,7 @@ fn split_rows(
     rows: usize,
 ) -> Result<JobTensor, ServeError> {
     if out.shape.first() != Some(&rows) {
-        return Err(ServeError::Engine(format!(
+        return Err(ServeError::UnusableOutput(format!(
             "an output of shape {:?} does not have the batch of {rows} rows first",
             out.shape
         )));
@@ -596,8 +593,7 @@ mod tests {
             groups,
             1,
             options,
-            Arc::new(ModelStats::default()),
-            Arc::new(ModelMetrics::new("m", 1)),
+            Arc::new(Telemetry::new("m", 1, false)),
         )
     }
 
@@ -630,11 +626,17 @@ mod tests {
             preferred: vec![],
             max_delay: Duration::ZERO,
         };
-        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [2]);
-        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [1]);
-        assert!(matches!(next_batch(&mut q, &policy, now), Next::Wait));
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now, &mut 0)), [2]);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now, &mut 0)), [1]);
+        assert!(matches!(
+            next_batch(&mut q, &policy, now, &mut 0),
+            Next::Wait
+        ));
         q.closed = true;
-        assert!(matches!(next_batch(&mut q, &policy, now), Next::Exit));
+        assert!(matches!(
+            next_batch(&mut q, &policy, now, &mut 0),
+            Next::Exit
+        ));
     }
 
     #[test]
@@ -644,12 +646,17 @@ mod tests {
         let (b, _rb) = job(2, now);
         let mut q = queue(vec![a, b]);
         let policy = dynamic(8, vec![], 5);
-        match next_batch(&mut q, &policy, now) {
+        match next_batch(&mut q, &policy, now, &mut 0) {
             Next::WaitUntil(t) => assert_eq!(t, now + Duration::from_millis(5)),
             _ => panic!("a batch of 3 out of 8 should wait"),
         }
         assert_eq!(
-            rows_of(next_batch(&mut q, &policy, now + Duration::from_millis(5))),
+            rows_of(next_batch(
+                &mut q,
+                &policy,
+                now + Duration::from_millis(5),
+                &mut 0
+            )),
             [1, 2]
         );
     }
@@ -661,7 +668,7 @@ mod tests {
         let (jobs, _receivers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
         let mut q = queue(jobs);
         let policy = dynamic(8, vec![], 1000);
-        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [3, 3, 2]);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now, &mut 0)), [3, 3, 2]);
         assert_eq!(q.jobs.len(), 1);
     }
 
@@ -672,7 +679,7 @@ mod tests {
         let (jobs, _receivers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
         let mut q = queue(jobs);
         let policy = dynamic(8, vec![2, 4], 1000);
-        assert_eq!(rows_of(next_batch(&mut q, &policy, now)), [2, 2]);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, now, &mut 0)), [2, 2]);
     }
 
     #[test]
@@ -686,7 +693,7 @@ mod tests {
         let mut q = queue(vec![gone, late, fine]);
         let policy = dynamic(8, vec![], 0);
         let later = now + Duration::from_millis(2);
-        assert_eq!(rows_of(next_batch(&mut q, &policy, later)), [1]);
+        assert_eq!(rows_of(next_batch(&mut q, &policy, later, &mut 0)), [1]);
         assert!(q.jobs.is_empty());
         let answer = late_reply
             .blocking_recv()
@@ -702,7 +709,7 @@ mod tests {
         b.inputs[0].shape = vec![1, 3];
         let mut q = queue(vec![a, b]);
         assert_eq!(
-            rows_of(next_batch(&mut q, &dynamic(8, vec![], 0), now)),
+            rows_of(next_batch(&mut q, &dynamic(8, vec![], 0), now, &mut 0)),
             [1]
         );
         assert_eq!(q.jobs.len(), 1);
@@ -760,7 +767,7 @@ mod tests {
         let failed = first_reply
             .blocking_recv()
             .expect("the first job is answered");
-        assert!(matches!(failed, Err(ServeError::Engine(m)) if m.contains("panicked")));
+        assert!(matches!(failed, Err(ServeError::Engine(e)) if e.to_string().contains("panicked")));
         let served = second_reply
             .blocking_recv()
             .expect("the second job is answered");

@@ -23,14 +23,13 @@
 //! applies.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-use crate::models::{Arrangement, ServedModel};
+use crate::arrangement::Arrangement;
+use crate::registry::{ModelRegistry, ServedModel};
 use crate::scheduler::{BatchPolicy, Settings};
-use crate::Server;
+pub use crate::telemetry::Measurement;
 
 /// Queue delays the tuner tries when it batches.
 pub const DELAYS: [Duration; 6] = [
@@ -76,15 +75,6 @@ impl Candidate {
             },
         }
     }
-}
-
-/// What one window measured of the setting in force.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Measurement {
-    pub requests: u64,
-    /// Requests finished per second.
-    pub throughput: f64,
-    pub p99: Duration,
 }
 
 /// The hill climb of one model; see the module documentation.
@@ -259,63 +249,20 @@ impl Search {
     }
 }
 
-/// Request latencies of the current window, recorded by the request path.
-pub struct LatencyWindow {
-    histogram: Mutex<(Histogram<u64>, Instant)>,
-}
-
-impl LatencyWindow {
-    pub fn new() -> Self {
-        let histogram = Histogram::new_with_bounds(1, 60_000_000, 2).expect("the bounds are valid");
-        LatencyWindow {
-            histogram: Mutex::new((histogram, Instant::now())),
-        }
-    }
-
-    /// Records one finished request.
-    pub fn record(&self, latency: Duration) {
-        let micros = (latency.as_micros() as u64).clamp(1, 60_000_000);
-        let mut guard = self.histogram.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = guard.0.record(micros);
-    }
-
-    /// What the window since the last call measured; starts the next window.
-    pub fn take(&self) -> Measurement {
-        let mut guard = self.histogram.lock().unwrap_or_else(|e| e.into_inner());
-        let (histogram, since) = &mut *guard;
-        let seconds = since.elapsed().as_secs_f64().max(1e-3);
-        let measurement = Measurement {
-            requests: histogram.len(),
-            throughput: histogram.len() as f64 / seconds,
-            p99: Duration::from_micros(histogram.value_at_quantile(0.99)),
-        };
-        histogram.reset();
-        *since = Instant::now();
-        measurement
-    }
-}
-
-impl Default for LatencyWindow {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Starts the tuner thread: every `window`, one [`Search::step`] per tuned model.
-pub fn start(server: Arc<Server>, target: Duration, window: Duration) {
+pub fn start(models: Arc<ModelRegistry>, target: Duration, window: Duration) {
     let spawned = std::thread::Builder::new()
         .name("tuner".into())
         .spawn(move || {
             let mut searches: HashMap<u64, Search> = HashMap::new();
             loop {
                 std::thread::sleep(window);
-                let models = server.loaded_models();
-                searches.retain(|id, _| models.iter().any(|m| m.load_id == *id));
-                for served in models {
-                    let Some(latencies) = &served.latencies else {
+                let loaded = models.loaded();
+                searches.retain(|id, _| loaded.iter().any(|m| m.load_id == *id));
+                for served in loaded {
+                    let Some(measured) = served.telemetry.take_window() else {
                         continue;
                     };
-                    let measured = latencies.take();
                     let search = searches
                         .entry(served.load_id)
                         .or_insert_with(|| new_search(&served, target));
@@ -355,7 +302,7 @@ fn apply(served: &ServedModel, candidate: Candidate) {
     );
     served.scheduler.apply(candidate.settings());
     served
-        .metrics
+        .telemetry
         .tuned(arrangement, candidate.max_batch, DELAYS[candidate.delay]);
 }
 
@@ -488,18 +435,5 @@ mod tests {
             assert_eq!(search.step(window(5.0, 500)), None);
         }
         assert_eq!(search.current(), start());
-    }
-
-    #[test]
-    fn the_window_reports_count_rate_and_p99() {
-        let latencies = LatencyWindow::new();
-        for ms in 1..=100 {
-            latencies.record(Duration::from_millis(ms));
-        }
-        let measured = latencies.take();
-        assert_eq!(measured.requests, 100);
-        let p99 = measured.p99.as_secs_f64() * 1000.0;
-        assert!((98.0..=100.0).contains(&p99), "{p99}");
-        assert_eq!(latencies.take().requests, 0);
     }
 }

@@ -10,14 +10,14 @@ use std::time::SystemTime;
 
 use ferroserve_core::{DataType, ImagePreprocessing, ModelRepository, Tensor, TensorRef};
 use ferroserve_engine::model::LoadedModel;
-use ferroserve_engine::{EngineKind, EngineOptions};
+use ferroserve_engine::{EngineError, EngineKind, EngineOptions};
 
-use crate::error::ServeError;
+use crate::admission::Signature;
+use crate::arrangement::Arrangement;
+use crate::error::{LoadError, ServeError};
 use crate::infer::RepositoryEntry;
-use crate::metrics::ModelMetrics;
 use crate::scheduler::{BatchPolicy, Scheduler, SchedulerOptions};
-use crate::stats::ModelStats;
-use crate::tune::LatencyWindow;
+use crate::telemetry::Telemetry;
 
 /// How models are loaded.
 #[derive(Debug, Clone)]
@@ -47,46 +47,18 @@ pub struct Naive {
     pub no_batching: bool,
 }
 
-/// How a model's engine runs on the cores: `instances` sessions, each of `threads`
-/// intra-op threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arrangement {
-    pub instances: usize,
-    pub threads: usize,
-}
-
-impl Arrangement {
-    /// What a tuner chooses among on `cores` cores: from one instance per core (most
-    /// throughput when every core is busy) down to one instance on all cores (lowest
-    /// latency for a lone request), halving the instances each step.
-    pub fn candidates(cores: usize) -> Vec<Arrangement> {
-        let cores = cores.max(1);
-        std::iter::successors(Some(cores), |&n| (n > 1).then_some(n / 2))
-            .map(|instances| Arrangement {
-                instances,
-                threads: (cores / instances).max(1),
-            })
-            .collect()
-    }
-}
-
-impl std::fmt::Display for Arrangement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}", self.instances, self.threads)
-    }
-}
-
-/// One model version loaded, warmed up and accepting jobs.
+/// One model version loaded, warmed up and accepting jobs. It keeps serving the
+/// requests that hold it after a newer load replaces it: its queue closes when the last
+/// of them lets go.
 pub struct ServedModel {
     pub model: LoadedModel,
+    /// What requests may send and ask for, resolved at load.
+    pub signature: Signature,
     pub scheduler: Scheduler,
-    pub stats: Arc<ModelStats>,
+    pub telemetry: Arc<Telemetry>,
     pub preprocessing: Option<Arc<ImagePreprocessing>>,
-    pub metrics: Arc<ModelMetrics>,
     /// The instance groups of the scheduler, in its order; the first starts active.
     pub arrangements: Vec<Arrangement>,
-    /// Latencies of the current tuning window, when the server tunes itself.
-    pub latencies: Option<LatencyWindow>,
     /// Unique to this load: two loads of one version (say, after a configuration change)
     /// never share response cache entries.
     pub load_id: u64,
@@ -106,7 +78,11 @@ impl ServedModel {
         model: LoadedModel,
         arrangements: Vec<Arrangement>,
         options: &LoadOptions,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LoadError> {
+        let warm_up_failed = |source| LoadError::WarmUp {
+            version: model.version,
+            source,
+        };
         let mut groups = Vec::with_capacity(arrangements.len());
         for arrangement in &arrangements {
             let mut runners = Vec::with_capacity(arrangement.instances);
@@ -114,8 +90,8 @@ impl ServedModel {
                 let mut runner = model
                     .engine
                     .runner_with_threads(arrangement.threads)
-                    .map_err(|e| e.to_string())?;
-                warm_up(&model, runner.as_mut())?;
+                    .map_err(warm_up_failed)?;
+                warm_up(&model, runner.as_mut()).map_err(warm_up_failed)?;
                 runners.push(runner);
             }
             groups.push(runners);
@@ -151,8 +127,7 @@ impl ServedModel {
             .map(|p| p.max_queue_size as usize)
             .filter(|&n| n > 0)
             .unwrap_or(options.max_queue_size);
-        let stats = Arc::new(ModelStats::default());
-        let metrics = Arc::new(ModelMetrics::new(&model.name, model.version));
+        let telemetry = Arc::new(Telemetry::new(&model.name, model.version, options.tune));
         let scheduler = Scheduler::start(
             &model.name,
             groups,
@@ -162,19 +137,17 @@ impl ServedModel {
                 capacity,
                 reuse_buffers: !options.naive.fresh_buffers,
             },
-            stats.clone(),
-            metrics.clone(),
+            telemetry.clone(),
         );
         let preprocessing = model.preprocessing.clone().map(Arc::new);
         static LOADS: AtomicU64 = AtomicU64::new(0);
         Ok(ServedModel {
+            signature: Signature::of(&model),
             model,
             scheduler,
-            stats,
+            telemetry,
             preprocessing,
-            metrics,
             arrangements,
-            latencies: options.tune.then(LatencyWindow::new),
             load_id: LOADS.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -182,7 +155,10 @@ impl ServedModel {
 
 /// Runs each instance once on zeros, so that the first request does not pay for
 /// lazy initialisation.
-fn warm_up(model: &LoadedModel, runner: &mut dyn ferroserve_engine::Runner) -> Result<(), String> {
+fn warm_up(
+    model: &LoadedModel,
+    runner: &mut dyn ferroserve_engine::Runner,
+) -> Result<(), EngineError> {
     let batched = model.max_batch_size() > 0;
     let inputs: Vec<Tensor> = model
         .engine
@@ -205,9 +181,7 @@ fn warm_up(model: &LoadedModel, runner: &mut dyn ferroserve_engine::Runner) -> R
         .collect();
     let views: Vec<TensorRef<'_>> = inputs.iter().map(Tensor::view).collect();
     let mut outputs = vec![Tensor::with_capacity(DataType::Fp32, 0); model.engine.outputs().len()];
-    runner
-        .run(&views, &mut outputs)
-        .map_err(|e| format!("warm-up inference failed: {e}"))
+    runner.run(&views, &mut outputs)
 }
 
 /// What is known of one model of the repository.
@@ -222,7 +196,7 @@ struct ModelSlot {
 }
 
 /// The models being served.
-pub struct ModelManager {
+pub struct ModelRegistry {
     repository: ModelRepository,
     options: LoadOptions,
     models: RwLock<BTreeMap<String, ModelSlot>>,
@@ -230,9 +204,9 @@ pub struct ModelManager {
     loading: Mutex<()>,
 }
 
-impl ModelManager {
+impl ModelRegistry {
     pub fn new(repository: ModelRepository, options: LoadOptions) -> Self {
-        ModelManager {
+        ModelRegistry {
             repository,
             options,
             models: RwLock::new(BTreeMap::new()),
@@ -256,10 +230,12 @@ impl ModelManager {
         };
         match (found, version) {
             (Some(served), _) => Ok(served.clone()),
-            (None, Some(v)) if !slot.versions.is_empty() => Err(ServeError::VersionNotFound {
-                model: name.to_string(),
-                version: v.to_string(),
-            }),
+            (None, Some(version)) if !slot.versions.is_empty() => {
+                Err(ServeError::VersionNotFound {
+                    model: name.to_string(),
+                    version,
+                })
+            }
             (None, _) => Err(ServeError::ModelNotReady(name.to_string())),
         }
     }
@@ -291,36 +267,34 @@ impl ModelManager {
             Ok(versions) => {
                 let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
                 let slot = models.entry(name.to_string()).or_default();
-                let old = std::mem::replace(&mut slot.versions, versions);
+                // The replaced versions serve the requests that already hold them, and
+                // close their queues when the last one lets go.
+                let retired = std::mem::replace(&mut slot.versions, versions);
                 slot.reason = None;
                 slot.fingerprint = fingerprint;
                 drop(models);
-                for retired in old.values() {
-                    retired.scheduler.close();
-                }
+                drop(retired);
                 tracing::info!(model = name, "model loaded");
                 Ok(())
             }
-            Err(reason) => {
-                tracing::error!(model = name, "{reason}");
+            Err(error) => {
+                tracing::error!(model = name, "{error}");
                 let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
                 let slot = models.entry(name.to_string()).or_default();
-                slot.reason = Some(reason.clone());
+                slot.reason = Some(error.to_string());
                 slot.fingerprint = fingerprint;
                 Err(ServeError::LoadFailed {
                     model: name.to_string(),
-                    reason,
+                    source: Arc::new(error),
                 })
             }
         }
     }
 
-    fn load_versions(&self, name: &str) -> Result<BTreeMap<u64, Arc<ServedModel>>, String> {
-        let description = self.repository.load(name).map_err(|e| e.to_string())?;
+    fn load_versions(&self, name: &str) -> Result<BTreeMap<u64, Arc<ServedModel>>, LoadError> {
+        let description = self.repository.load(name)?;
         if description.versions.is_empty() {
-            return Err(format!(
-                "model '{name}' has no version folder with a model file"
-            ));
+            return Err(LoadError::NoVersions(name.to_string()));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let configured_instances = description
@@ -357,9 +331,11 @@ impl ModelManager {
         for version in &description.versions {
             let model =
                 LoadedModel::load(&description, version, self.options.engine, &engine_options)
-                    .map_err(|e| format!("version {}: {e}", version.version))?;
-            let served = ServedModel::start(model, arrangements.clone(), &self.options)
-                .map_err(|e| format!("version {}: {e}", version.version))?;
+                    .map_err(|source| LoadError::Version {
+                        version: version.version,
+                        source,
+                    })?;
+            let served = ServedModel::start(model, arrangements.clone(), &self.options)?;
             versions.insert(version.version, Arc::new(served));
         }
         Ok(versions)
@@ -372,9 +348,8 @@ impl ModelManager {
         let slot = models
             .get_mut(name)
             .ok_or_else(|| ServeError::ModelNotFound(name.to_string()))?;
-        for retired in std::mem::take(&mut slot.versions).values() {
-            retired.scheduler.close();
-        }
+        // As on reload: accepted requests still finish.
+        drop(std::mem::take(&mut slot.versions));
         slot.reason = Some("unloaded".into());
         slot.fingerprint.clear();
         tracing::info!(model = name, "model unloaded");
@@ -387,7 +362,7 @@ impl ModelManager {
         let on_disk = self
             .repository
             .index()
-            .map_err(|e| ServeError::Engine(format!("cannot read the model repository: {e}")))?;
+            .map_err(|e| ServeError::Repository(Arc::new(e)))?;
         let models = self.models.read().unwrap_or_else(|e| e.into_inner());
         let mut entries = Vec::new();
         let mut names: Vec<&str> = on_disk.iter().map(|e| e.name.as_str()).collect();

@@ -107,7 +107,7 @@ pub struct BenchArgs {
     in_process: bool,
     /// In-process: model repository (Triton layout). Default: the bundled one.
     #[arg(long, env = "FERROSERVE_MODEL_REPOSITORY")]
-    model_repository: Option<PathBuf>,
+    pub model_repository: Option<PathBuf>,
     /// In-process: model instances, each its own engine session on its own thread.
     /// Without --instances and --threads, both `cores`x1 and 1x`cores` are measured.
     #[arg(long, requires = "in_process")]

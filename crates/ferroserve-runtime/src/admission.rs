@@ -1,0 +1,352 @@
+//! Admission: a request checked against its model's [`Signature`], built once when the
+//! model loads, and laid out in the engine's input order. Nothing is decoded,
+//! preprocessed or queued for a request that fails here.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use ferroserve_core::{DataType, ModelConfig};
+use ferroserve_engine::model::LoadedModel;
+use smallvec::SmallVec;
+
+use crate::error::ServeError;
+use crate::infer::{InferInput, InputData, RequestedOutput};
+use crate::scheduler::JobTensor;
+
+/// What a model accepts, resolved once at load: each input a client may send, where it
+/// goes in the engine, and each output it may ask for.
+#[derive(Debug)]
+pub struct Signature {
+    model: String,
+    /// Request input name → how it reaches the engine.
+    inputs: HashMap<String, InputSlot>,
+    /// The names clients may send, in the configuration's order, for error messages.
+    input_names: String,
+    /// For each engine input, the request input that fills it.
+    engine_inputs: Vec<String>,
+    /// Largest batch; 0 when the model does not batch.
+    max_batch: usize,
+    /// Served output name → engine output position.
+    outputs: HashMap<String, usize>,
+    /// What a request that names no output gets, in the configuration's order.
+    default_outputs: Vec<usize>,
+    /// Where one encoded image goes for `/classify`: the engine input it is preprocessed
+    /// into and the name clients send images under (empty when they cannot); `None`
+    /// when the model declares no image preprocessing.
+    image: Option<(usize, String)>,
+}
+
+/// How one request input reaches the engine.
+#[derive(Debug, Clone)]
+enum InputSlot {
+    /// A tensor for the engine input at `position`, of `dtype` and `dims` (without the
+    /// batch dimension when the model batches; `-1` is any size).
+    Tensor {
+        position: usize,
+        dtype: DataType,
+        dims: Vec<i64>,
+    },
+    /// Encoded images, one per batch row, preprocessed into the engine input at
+    /// `position`.
+    Images { position: usize },
+}
+
+/// The outputs a request asked for: engine output position and classification count.
+pub type Outputs = SmallVec<[(usize, Option<usize>); 4]>;
+
+/// A request that passed admission, its inputs in engine order.
+#[derive(Debug)]
+pub struct Admitted {
+    pub inputs: Vec<AdmittedInput>,
+    /// Batch rows (1 for a model that does not batch).
+    pub rows: usize,
+    pub outputs: Outputs,
+}
+
+/// One engine input of an admitted request.
+#[derive(Debug)]
+pub enum AdmittedInput {
+    Tensor(JobTensor),
+    /// Encoded images to preprocess, with the name and shape they were sent with.
+    Images {
+        name: String,
+        shape: Vec<usize>,
+        images: Vec<Bytes>,
+    },
+}
+
+impl Signature {
+    /// The signature of `model`: its configuration's inputs (the encoded-image input in
+    /// place of the image input it feeds) and outputs, matched to the engine's.
+    pub fn of(model: &LoadedModel) -> Self {
+        let config: &ModelConfig = &model.config;
+        let engine_position =
+            |name: &str| model.engine.inputs().iter().position(|s| s.name == name);
+        let mut inputs = HashMap::new();
+        let mut engine_inputs = vec![String::new(); model.engine.inputs().len()];
+        for input in &config.input {
+            let slot = if Some(&input.name) == model.encoded_image_input.as_ref() {
+                model
+                    .image_input
+                    .map(|position| InputSlot::Images { position })
+            } else {
+                engine_position(&input.name).map(|position| InputSlot::Tensor {
+                    position,
+                    dtype: input.data_type,
+                    dims: input.dims.clone(),
+                })
+            };
+            if let Some(slot) = slot {
+                let (InputSlot::Tensor { position, .. } | InputSlot::Images { position }) = slot;
+                engine_inputs[position] = input.name.clone();
+                inputs.insert(input.name.clone(), slot);
+            }
+        }
+        let engine_output = |name: &str| model.engine.outputs().iter().position(|s| s.name == name);
+        let outputs: HashMap<String, usize> = config
+            .output
+            .iter()
+            .filter_map(|o| engine_output(&o.name).map(|p| (o.name.clone(), p)))
+            .collect();
+        let default_outputs = config
+            .output
+            .iter()
+            .filter_map(|o| outputs.get(&o.name).copied())
+            .collect();
+        let image = model
+            .image_input
+            .filter(|_| model.preprocessing.is_some())
+            .map(|position| {
+                (
+                    position,
+                    model.encoded_image_input.clone().unwrap_or_default(),
+                )
+            });
+        Signature {
+            image,
+            model: model.name.clone(),
+            inputs,
+            input_names: config
+                .input
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            engine_inputs,
+            max_batch: model.max_batch_size(),
+            outputs,
+            default_outputs,
+        }
+    }
+
+    /// Checks a request's inputs and requested outputs and lays the inputs out in
+    /// engine order. The inputs' byte sizes were checked when they were built
+    /// ([`InferInput::tensor`]); this checks them against the model.
+    pub fn admit(
+        &self,
+        inputs: &[InferInput],
+        requested: &[RequestedOutput],
+    ) -> Result<Admitted, ServeError> {
+        let outputs = self.outputs(requested)?;
+        let mut slots: Vec<Option<AdmittedInput>> = Vec::new();
+        slots.resize_with(self.engine_inputs.len(), || None);
+        let mut rows = None;
+        for input in inputs {
+            let slot = self.inputs.get(input.name()).ok_or_else(|| {
+                invalid(format!(
+                    "unknown input '{}' for model '{}' (inputs: {})",
+                    input.name(),
+                    self.model,
+                    self.input_names
+                ))
+            })?;
+            let (position, admitted, batch) = match slot {
+                InputSlot::Tensor {
+                    position,
+                    dtype,
+                    dims,
+                } => {
+                    let tensor = self.tensor(input, *dtype, dims)?;
+                    let batch = (self.max_batch > 0).then(|| tensor.shape[0]);
+                    (*position, AdmittedInput::Tensor(tensor), batch)
+                }
+                InputSlot::Images { position } => {
+                    let images = self.images(input)?;
+                    let batch = (self.max_batch > 0).then_some(images.len());
+                    let admitted = AdmittedInput::Images {
+                        name: input.name().to_string(),
+                        shape: input.shape().to_vec(),
+                        images,
+                    };
+                    (*position, admitted, batch)
+                }
+            };
+            if slots[position].replace(admitted).is_some() {
+                return Err(invalid(format!("input '{}' is given twice", input.name())));
+            }
+            if let Some(n) = batch {
+                if n == 0 || n > self.max_batch {
+                    return Err(invalid(format!(
+                        "input '{}' has a batch of {n}; model '{}' takes 1 to {}",
+                        input.name(),
+                        self.model,
+                        self.max_batch
+                    )));
+                }
+                if rows.is_some_and(|r| r != n) {
+                    return Err(invalid(
+                        "all inputs must have the same batch size".to_string(),
+                    ));
+                }
+                rows = Some(n);
+            }
+        }
+        let inputs = slots
+            .into_iter()
+            .zip(&self.engine_inputs)
+            .map(|(slot, name)| slot.ok_or_else(|| invalid(format!("missing input '{name}'"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Admitted {
+            inputs,
+            rows: rows.unwrap_or(1),
+            outputs,
+        })
+    }
+
+    /// A tensor input checked against its declaration.
+    fn tensor(
+        &self,
+        input: &InferInput,
+        dtype: DataType,
+        dims: &[i64],
+    ) -> Result<JobTensor, ServeError> {
+        let name = input.name();
+        let InputData::Raw(data) = input.data() else {
+            return Err(invalid(format!("input '{name}' is {dtype}, not BYTES")));
+        };
+        if input.dtype() != dtype {
+            return Err(invalid(format!(
+                "input '{name}' must be {dtype}, got {}",
+                input.dtype()
+            )));
+        }
+        let shape = input.shape();
+        let batched = self.max_batch > 0;
+        let given = if batched {
+            shape.get(1..).unwrap_or(&[])
+        } else {
+            shape
+        };
+        let fits = (!batched || !shape.is_empty())
+            && given.len() == dims.len()
+            && given
+                .iter()
+                .zip(dims)
+                .all(|(&got, &want)| want < 0 || got as i64 == want);
+        if !fits {
+            let mut expected = if batched { vec![-1] } else { Vec::new() };
+            expected.extend_from_slice(dims);
+            return Err(invalid(format!(
+                "input '{name}' must have shape {expected:?}, got {shape:?}"
+            )));
+        }
+        if dtype == DataType::Bool && data.iter().any(|&b| b > 1) {
+            return Err(invalid(format!(
+                "input '{name}': BOOL values must be 0 or 1"
+            )));
+        }
+        Ok(JobTensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: data.clone(),
+        })
+    }
+
+    /// The encoded images of an image input: one per batch row, shape `[n]` (or
+    /// `[n, 1]` when the model batches).
+    fn images(&self, input: &InferInput) -> Result<Vec<Bytes>, ServeError> {
+        let name = input.name();
+        let InputData::Strings(images) = input.data() else {
+            return Err(invalid(format!(
+                "input '{name}' must be BYTES (encoded images)"
+            )));
+        };
+        let batched = self.max_batch > 0;
+        let shape_ok = match input.shape() {
+            [n] => *n == images.len(),
+            [n, 1] => batched && *n == images.len(),
+            _ => false,
+        };
+        if !shape_ok || images.is_empty() || (!batched && images.len() != 1) {
+            return Err(invalid(format!(
+                "input '{name}' must hold one encoded image per batch row, shape [n] or [n, 1]; got shape {:?} with {} images",
+                input.shape(),
+                images.len()
+            )));
+        }
+        Ok(images.clone())
+    }
+
+    /// The requested outputs as (engine position, classification); every served output
+    /// when none is named.
+    fn outputs(&self, requested: &[RequestedOutput]) -> Result<Outputs, ServeError> {
+        if requested.is_empty() {
+            return Ok(self.default_outputs.iter().map(|&p| (p, None)).collect());
+        }
+        let mut outputs = Outputs::new();
+        for (i, output) in requested.iter().enumerate() {
+            if requested[..i].iter().any(|o| o.name == output.name) {
+                return Err(invalid(format!(
+                    "output '{}' already exists in request",
+                    output.name
+                )));
+            }
+            let position = *self.outputs.get(&output.name).ok_or_else(|| {
+                invalid(format!(
+                    "unknown output '{}' for model '{}'",
+                    output.name, self.model
+                ))
+            })?;
+            if output.classification == Some(0) {
+                return Err(invalid(format!(
+                    "output '{}': classification must ask for at least 1 class",
+                    output.name
+                )));
+            }
+            outputs.push((position, output.classification));
+        }
+        Ok(outputs)
+    }
+
+    /// `/classify`'s request: one encoded image for the model's image input, every
+    /// output. Admitted like an inference request sending the image as the model's
+    /// `BYTES` input of shape `[1]`.
+    pub fn admit_image(&self, image: Bytes) -> Result<Admitted, ServeError> {
+        let Some((position, name)) = &self.image else {
+            return Err(ServeError::Unsupported(format!(
+                "model '{}' declares no image preprocessing (parameters preprocess.*)",
+                self.model
+            )));
+        };
+        if self.engine_inputs.len() != 1 {
+            return Err(ServeError::Unsupported(format!(
+                "model '{}' takes more than the image",
+                self.model
+            )));
+        }
+        debug_assert_eq!(*position, 0);
+        Ok(Admitted {
+            inputs: vec![AdmittedInput::Images {
+                name: name.clone(),
+                shape: vec![1],
+                images: vec![image],
+            }],
+            rows: 1,
+            outputs: self.default_outputs.iter().map(|&p| (p, None)).collect(),
+        })
+    }
+}
+
+fn invalid(message: String) -> ServeError {
+    ServeError::InvalidRequest(message)
+}

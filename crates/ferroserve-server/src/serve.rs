@@ -1,0 +1,309 @@
+//! The serve lifecycle in one call, [`run`]: bind the three ports, load the models while
+//! health already answers, serve HTTP, gRPC and metrics, poll the repository and tune
+//! when asked, and on SIGINT/SIGTERM stop accepting, answer every accepted request and
+//! exit.
+
+use std::future::IntoFuture;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use ferroserve_runtime::{ModelControlMode, Runtime, RuntimeOptions, ServeError};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use crate::http::HttpLimits;
+
+/// Everything `ferroserve serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub runtime: RuntimeOptions,
+    /// Address the three ports listen on.
+    pub host: IpAddr,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub metrics_port: u16,
+    /// Time between repository scans in poll mode.
+    pub repository_poll: Duration,
+    /// Threads of the async runtime that handles connections.
+    pub io_threads: usize,
+    pub http_limits: HttpLimits,
+    /// `--tune`: the p99 target and the measuring window.
+    pub tune: Option<TuneConfig>,
+    /// Send small responses at once (TCP_NODELAY); off only to measure what it is worth.
+    pub nodelay: bool,
+}
+
+/// How `--tune` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct TuneConfig {
+    pub latency_target: Duration,
+    pub window: Duration,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(String),
+    #[error("cannot start the async runtime: {0}")]
+    AsyncRuntime(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Runtime(#[from] ServeError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("a server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Serves until SIGINT or SIGTERM, then answers the accepted requests and returns.
+/// Blocking. The ports are bound before the models load, so that a taken port fails at
+/// once; health answers while the models load and readiness flips once each is warm.
+pub fn run(config: ServeConfig) -> Result<(), RunError> {
+    Server::bind(config)?.serve_until(shutdown_signal())
+}
+
+/// A server whose ports are bound and whose runtime is open, models not yet loaded.
+pub struct Server {
+    io: tokio::runtime::Runtime,
+    runtime: Arc<Runtime>,
+    config: ServeConfig,
+    listeners: Listeners,
+    addresses: Addresses,
+    metrics: ferroserve_runtime::metrics::PrometheusHandle,
+}
+
+/// Where a bound server listens (the ports are known even when 0 was asked for).
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+struct Listeners {
+    http: TcpListener,
+    grpc: TcpListener,
+    metrics: TcpListener,
+}
+
+impl Server {
+    /// Installs the metrics recorder, starts the async runtime, binds the three ports and
+    /// opens the model repository.
+    pub fn bind(config: ServeConfig) -> Result<Server, RunError> {
+        let metrics = ferroserve_runtime::metrics::install().map_err(RunError::Metrics)?;
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.io_threads.max(1))
+            .thread_name("io")
+            .enable_all()
+            .build()
+            .map_err(RunError::AsyncRuntime)?;
+        let bind = |port: u16| {
+            let addr = SocketAddr::new(config.host, port);
+            io.block_on(TcpListener::bind(addr))
+                .map_err(|source| RunError::Bind { addr, source })
+        };
+        let listeners = Listeners {
+            http: bind(config.http_port)?,
+            grpc: bind(config.grpc_port)?,
+            metrics: bind(config.metrics_port)?,
+        };
+        let local = |listener: &TcpListener| {
+            listener.local_addr().map_err(|source| RunError::Io {
+                what: "reading a listener's address",
+                source,
+            })
+        };
+        let addresses = Addresses {
+            http: local(&listeners.http)?,
+            grpc: local(&listeners.grpc)?,
+            metrics: local(&listeners.metrics)?,
+        };
+        let runtime = Runtime::new(&config.runtime)?;
+        Ok(Server {
+            io,
+            runtime,
+            config,
+            listeners,
+            addresses,
+            metrics,
+        })
+    }
+
+    pub fn addresses(&self) -> Addresses {
+        self.addresses
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Serves, loads the start-up models, and once `stop` resolves stops accepting,
+    /// answers every accepted request and returns. Blocking.
+    pub fn serve_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), RunError> {
+        let Server {
+            io,
+            runtime,
+            config,
+            listeners,
+            addresses,
+            metrics,
+        } = self;
+        io.block_on(serve(runtime, config, listeners, addresses, metrics, stop))
+    }
+}
+
+async fn serve(
+    runtime: Arc<Runtime>,
+    config: ServeConfig,
+    listeners: Listeners,
+    addresses: Addresses,
+    metrics: ferroserve_runtime::metrics::PrometheusHandle,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    if runtime.control_mode() == ModelControlMode::Poll {
+        let runtime = runtime.clone();
+        let every = config.repository_poll.max(Duration::from_secs(1));
+        std::thread::Builder::new()
+            .name("repository-poll".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                runtime.poll_repository();
+            })
+            .map_err(|source| RunError::Io {
+                what: "starting the repository poller",
+                source,
+            })?;
+    }
+    let nodelay = config.nodelay;
+    let http_task = tokio::spawn(
+        axum::serve(
+            listeners.http.tap_io(move |tcp| no_delay(tcp, nodelay)),
+            crate::http::router(runtime.clone(), config.http_limits),
+        )
+        .with_graceful_shutdown(wait(shutdown.clone()))
+        .into_future(),
+    );
+    let metrics_task = tokio::spawn(
+        axum::serve(
+            listeners.metrics.tap_io(move |tcp| no_delay(tcp, nodelay)),
+            crate::http::metrics_router(metrics, runtime.clone()),
+        )
+        .with_graceful_shutdown(wait(shutdown.clone()))
+        .into_future(),
+    );
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(crate::grpc::service(runtime.clone()))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listeners.grpc).with_nodelay(Some(nodelay)),
+                wait(shutdown.clone()),
+            ),
+    );
+    let loader = runtime.clone();
+    let options = config.runtime.clone();
+    tokio::task::spawn_blocking(move || loader.load_startup_models(&options)).await?;
+    if let Some(tune) = config.tune {
+        runtime.start_tuner(tune.latency_target, tune.window);
+    }
+    announce(&runtime, &config, addresses);
+    stop.await;
+    eprintln!("ferroserve: shutting down, finishing accepted requests");
+    let _ = shutdown.send(true);
+    let (http, grpc, metrics) = tokio::join!(http_task, grpc_task, metrics_task);
+    http?.map_err(|source| RunError::Io {
+        what: "HTTP server",
+        source,
+    })?;
+    grpc??;
+    metrics?.map_err(|source| RunError::Io {
+        what: "metrics server",
+        source,
+    })?;
+    let drain = runtime.clone();
+    tokio::task::spawn_blocking(move || drain.shutdown()).await?;
+    Ok(())
+}
+
+/// The line users wait for: where to connect, what is served, and a first command.
+fn announce(runtime: &Runtime, config: &ServeConfig, addresses: Addresses) {
+    let Addresses {
+        http,
+        grpc,
+        metrics,
+    } = addresses;
+    let mut models = Vec::new();
+    for entry in runtime.repository_index().unwrap_or_default() {
+        if entry.state == "READY" {
+            models.push(entry.name);
+        } else if !entry.reason.is_empty() {
+            tracing::error!(model = entry.name, "not available: {}", entry.reason);
+        }
+    }
+    models.dedup();
+    let example = models.first().cloned().unwrap_or_else(|| "MODEL".into());
+    let host = if config.host.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        config.host.to_string()
+    };
+    eprintln!(
+        "ferroserve ready: HTTP {http}, gRPC {grpc}, metrics {metrics}; models: {}\n\
+         try: curl -s --data-binary @image.jpg 'http://{host}:{}/v2/models/{example}/classify?top_k=3'",
+        models.join(", "),
+        http.port(),
+    );
+}
+
+/// Small responses go out at once instead of waiting for the client's delayed ACK
+/// (Nagle's algorithm costs up to 40 ms per request otherwise).
+fn no_delay(tcp: &mut tokio::net::TcpStream, on: bool) {
+    if let Err(e) = tcp.set_nodelay(on) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
+}
+
+/// Resolves once shutdown has been asked for.
+async fn wait(shutdown: tokio::sync::watch::Sender<bool>) {
+    let mut receiver = shutdown.subscribe();
+    let _ = receiver.wait_for(|&stop| stop).await;
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch for SIGTERM ({e}); stopping on SIGINT only");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
