@@ -86,7 +86,7 @@ start_replica() {
 wait_ready() {
     local i=$1 name=${REPLICAS[$1]} p
     p=$(http_port "$i")
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 1800); do
         if curl -fsS -o /dev/null "http://127.0.0.1:$p/v2/health/ready" 2>/dev/null; then
             echo "$(now) ready $name" >> "$OUT/events.tsv"
             return 0
