@@ -17,6 +17,13 @@ mod error;
 pub mod pbtxt;
 mod preprocessing;
 
+/// Triton's `ModelConfig` message and the messages it holds, generated from
+/// `proto/model_config.proto` (package `inference`).
+#[allow(clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/inference.rs"));
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
