@@ -17,8 +17,6 @@
 mod autocomplete;
 mod decode;
 mod error;
-#[cfg(test)]
-mod legacy;
 mod message;
 mod preprocessing;
 mod schema;
