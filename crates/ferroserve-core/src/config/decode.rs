@@ -1,10 +1,16 @@
-//! From the generic protobuf text tree to a validated [`ModelConfig`].
+//! From the message a `config.pbtxt` holds to a validated [`ModelConfig`]: the fields
+//! ferroserve acts on, checked, and one warning for every other field the file sets.
+//!
+//! The message was read against Triton's schema (see [`super::schema`]), so every field
+//! exists and holds a value of its type; what is left to check is what ferroserve and
+//! Triton require beyond the types.
 
 use std::collections::HashSet;
-use std::ops::RangeInclusive;
 use std::path::Path;
 
-use super::pbtxt::{Field, Message, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage, Value};
+
+use super::schema;
 use super::{
     ConfigError, DynamicBatching, InputFormat, InstanceGroup, InstanceKind, ModelConfig,
     ModelInput, ModelOutput, ModelParameter, QueuePolicy, ResponseCache, TimeoutAction,
@@ -17,12 +23,11 @@ const PLATFORMS: &[&str] = &["onnxruntime_onnx"];
 /// Backends ferroserve serves: Triton's ONNX Runtime backend and ferroserve's tract.
 const BACKENDS: &[&str] = &["onnxruntime", "tract"];
 
-const INT32_MAX: i128 = i32::MAX as i128;
-const UINT32: RangeInclusive<i128> = 0..=u32::MAX as i128;
-const UINT64: RangeInclusive<i128> = 0..=u64::MAX as i128;
-
 /// Builds and validates the configuration in `message`, read from `file`.
-pub(super) fn model_config(message: &Message, file: &Path) -> Result<ModelConfig, ConfigError> {
+pub(super) fn model_config(
+    message: &DynamicMessage,
+    file: &Path,
+) -> Result<ModelConfig, ConfigError> {
     let mut decoder = Decoder {
         file: file.display().to_string(),
         warnings: Vec::new(),
@@ -39,68 +44,53 @@ fn child(path: &str, name: &str) -> String {
     format!("{path}.{name}")
 }
 
+/// The messages of a repeated message field.
+fn messages(values: &[Value]) -> impl Iterator<Item = &DynamicMessage> {
+    values.iter().filter_map(Value::as_message)
+}
+
+/// The name of enum value `number` of `field`, if it has one.
+fn enum_name(field: &FieldDescriptor, number: i32) -> Option<String> {
+    let value = field.kind().as_enum()?.get_value(number)?;
+    Some(value.name().to_string())
+}
+
 /// Turns fields into typed values, collecting warnings for the fields it ignores.
 struct Decoder {
     file: String,
     warnings: Vec<String>,
 }
 
-/// The names of the singular fields seen so far in one message.
-#[derive(Default)]
-struct Seen<'m>(HashSet<&'m str>);
-
 impl Decoder {
-    /// Fails if `field` was already seen in this message: protobuf allows a singular field
-    /// only once.
-    fn once<'m>(
-        &self,
-        seen: &mut Seen<'m>,
-        field: &'m Field,
-        path: &str,
-    ) -> Result<(), ConfigError> {
-        if seen.0.insert(&field.name) {
-            Ok(())
-        } else {
-            Err(ConfigError::Repeated {
-                file: self.file.clone(),
-                field: path.to_string(),
-            })
-        }
-    }
-
     fn warn(&mut self, warning: String) {
         if !self.warnings.contains(&warning) {
             self.warnings.push(warning);
         }
     }
 
-    /// Records every leaf of an ignored field as a warning naming its path.
+    /// Records every value set inside an ignored field as one warning naming its path.
+    /// The elements of a list share the list's path; a map entry adds its key.
     fn ignore(&mut self, path: &str, value: &Value) {
         match value {
-            Value::Message(m) if !m.fields.is_empty() => {
-                for f in &m.fields {
-                    self.ignore(&child(path, &f.name), &f.value);
+            Value::List(values) => values.iter().for_each(|v| self.ignore(path, v)),
+            Value::Message(m) if schema::is_map_entry(&m.descriptor()) => {
+                let key = match m.get_field_by_name("key").as_deref() {
+                    Some(Value::String(key)) => key.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                let path = child(path, &key);
+                match m.get_field_by_name("value") {
+                    Some(value) if m.has_field_by_name("value") => self.ignore(&path, &value),
+                    _ => self.warn(format!("{path}: not used by ferroserve, ignored")),
+                }
+            }
+            Value::Message(m) if m.fields().next().is_some() => {
+                for (field, value) in m.fields() {
+                    self.ignore(&child(path, field.name()), value);
                 }
             }
             _ => self.warn(format!("{path}: not used by ferroserve, ignored")),
-        }
-    }
-
-    fn wrong_type(&self, path: &str, expected: &'static str, value: &Value) -> ConfigError {
-        ConfigError::WrongType {
-            file: self.file.clone(),
-            field: path.to_string(),
-            expected,
-            found: value.kind(),
-        }
-    }
-
-    fn out_of_range(&self, path: &str, value: impl ToString, constraint: &str) -> ConfigError {
-        ConfigError::OutOfRange {
-            file: self.file.clone(),
-            field: path.to_string(),
-            value: value.to_string(),
-            constraint: constraint.to_string(),
         }
     }
 
@@ -111,76 +101,65 @@ impl Decoder {
         }
     }
 
-    fn string(&self, field: &Field, path: &str) -> Result<String, ConfigError> {
-        match &field.value {
-            Value::String(s) => Ok(s.clone()),
-            other => Err(self.wrong_type(path, "a string", other)),
-        }
-    }
-
-    /// An integer within `range` (the protobuf type's range narrowed by the field's own
-    /// rule, which `constraint` states), converted to `T`.
-    fn int<T: TryFrom<i128>>(
+    /// `value`, if at least `min`, converted to `T`; `constraint` states the field's rule.
+    fn int<T: TryFrom<i64>>(
         &self,
-        field: &Field,
+        value: impl Into<i64>,
         path: &str,
-        range: RangeInclusive<i128>,
+        min: i64,
         constraint: &str,
     ) -> Result<T, ConfigError> {
-        let value = match &field.value {
-            Value::Integer(i) => *i,
-            other => return Err(self.wrong_type(path, "an integer", other)),
-        };
+        let value = value.into();
         match T::try_from(value) {
-            Ok(v) if range.contains(&value) => Ok(v),
+            Ok(v) if value >= min => Ok(v),
             _ => Err(self.out_of_range(path, value, constraint)),
         }
     }
 
-    fn bool(&self, field: &Field, path: &str) -> Result<bool, ConfigError> {
-        match &field.value {
-            Value::Bool(b) => Ok(*b),
-            Value::Integer(0) => Ok(false),
-            Value::Integer(1) => Ok(true),
-            Value::Identifier(i) if i == "t" => Ok(true),
-            Value::Identifier(i) if i == "f" => Ok(false),
-            other => Err(self.wrong_type(path, "true or false", other)),
+    fn out_of_range(&self, path: &str, value: i64, constraint: &str) -> ConfigError {
+        ConfigError::OutOfRange {
+            file: self.file.clone(),
+            field: path.to_string(),
+            value: value.to_string(),
+            constraint: constraint.to_string(),
+            position: None,
         }
     }
 
-    fn identifier<'v>(&self, field: &'v Field, path: &str) -> Result<&'v str, ConfigError> {
-        match &field.value {
-            Value::Identifier(i) => Ok(i),
-            other => Err(self.wrong_type(path, "an enum value name", other)),
-        }
-    }
-
+    /// The value of enum field `field`, which ferroserve knows as `all`.
     fn enum_value<E: Copy>(
         &self,
-        field: &Field,
+        field: &FieldDescriptor,
+        number: i32,
         path: &str,
         all: &[E],
         name_of: fn(E) -> &'static str,
     ) -> Result<E, ConfigError> {
-        let name = self.identifier(field, path)?;
+        let name = enum_name(field, number);
         all.iter()
             .copied()
-            .find(|v| name_of(*v) == name)
+            .find(|v| Some(name_of(*v)) == name.as_deref())
             .ok_or_else(|| ConfigError::UnknownEnumValue {
                 file: self.file.clone(),
                 field: path.to_string(),
-                value: name.to_string(),
+                value: name.unwrap_or_else(|| number.to_string()),
                 expected: all
                     .iter()
                     .map(|v| name_of(*v))
                     .collect::<Vec<_>>()
                     .join(", "),
+                position: None,
             })
     }
 
-    fn data_type(&self, field: &Field, path: &str) -> Result<DataType, ConfigError> {
-        let name = self.identifier(field, path)?;
-        if let Some(t) = DataType::from_config_name(name) {
+    fn data_type(
+        &self,
+        field: &FieldDescriptor,
+        number: i32,
+        path: &str,
+    ) -> Result<DataType, ConfigError> {
+        let name = enum_name(field, number);
+        if let Some(t) = name.as_deref().and_then(DataType::from_config_name) {
             return Ok(t);
         }
         let supported = DataType::ALL
@@ -188,143 +167,133 @@ impl Decoder {
             .map(|t| t.config_name())
             .collect::<Vec<_>>()
             .join(", ");
-        if matches!(name, "TYPE_BF16" | "TYPE_INVALID") {
-            Err(ConfigError::Unsupported {
+        Err(match name {
+            // TYPE_BF16, TYPE_INVALID.
+            Some(name) => ConfigError::Unsupported {
                 file: self.file.clone(),
                 field: path.to_string(),
-                value: name.to_string(),
+                value: name,
                 supported,
-            })
-        } else {
-            Err(ConfigError::UnknownEnumValue {
+            },
+            None => ConfigError::UnknownEnumValue {
                 file: self.file.clone(),
                 field: path.to_string(),
-                value: name.to_string(),
+                value: number.to_string(),
                 expected: supported,
-            })
-        }
+                position: None,
+            },
+        })
     }
 
-    fn message<'v>(&self, field: &'v Field, path: &str) -> Result<&'v Message, ConfigError> {
-        match &field.value {
-            Value::Message(m) => Ok(m),
-            other => Err(self.wrong_type(path, "a message `{ ... }`", other)),
-        }
-    }
-
-    fn one_of(&self, field: &Field, path: &str, allowed: &[&str]) -> Result<String, ConfigError> {
-        let value = self.string(field, path)?;
-        if value.is_empty() || allowed.contains(&value.as_str()) {
-            Ok(value)
+    fn one_of(&self, value: &str, path: &str, allowed: &[&str]) -> Result<String, ConfigError> {
+        if value.is_empty() || allowed.contains(&value) {
+            Ok(value.to_string())
         } else {
             Err(ConfigError::Unsupported {
                 file: self.file.clone(),
                 field: path.to_string(),
-                value,
+                value: value.to_string(),
                 supported: allowed.join(", "),
             })
         }
     }
 
-    fn config(&mut self, m: &Message) -> Result<ModelConfig, ConfigError> {
+    fn config(&mut self, m: &DynamicMessage) -> Result<ModelConfig, ConfigError> {
         let mut config = ModelConfig::new(String::new());
-        let mut seen = Seen::default();
-        for f in &m.fields {
-            let path = f.name.as_str();
-            match path {
-                "name" => {
-                    self.once(&mut seen, f, path)?;
-                    config.name = self.string(f, path)?;
+        for (field, value) in m.fields() {
+            let path = field.name();
+            match (path, value) {
+                ("name", Value::String(name)) => config.name = name.clone(),
+                ("platform", Value::String(platform)) => {
+                    config.platform = self.one_of(platform, path, PLATFORMS)?;
                 }
-                "platform" => {
-                    self.once(&mut seen, f, path)?;
-                    config.platform = self.one_of(f, path, PLATFORMS)?;
+                ("backend", Value::String(backend)) => {
+                    config.backend = self.one_of(backend, path, BACKENDS)?;
                 }
-                "backend" => {
-                    self.once(&mut seen, f, path)?;
-                    config.backend = self.one_of(f, path, BACKENDS)?;
+                ("version_policy", Value::Message(policy)) => {
+                    config.version_policy = Some(self.version_policy(policy, path)?);
                 }
-                "version_policy" => {
-                    self.once(&mut seen, f, path)?;
-                    config.version_policy = Some(self.version_policy(f, path)?);
-                }
-                "max_batch_size" => {
-                    self.once(&mut seen, f, path)?;
+                ("max_batch_size", Value::I32(size)) => {
                     let rule = "must be 0 (no batching) or positive";
-                    config.max_batch_size = Some(self.int(f, path, 0..=INT32_MAX, rule)?);
+                    config.max_batch_size = Some(self.int(*size, path, 0, rule)?);
                 }
-                "input" => {
-                    let path = format!("input[{}]", config.input.len());
-                    config.input.push(self.input(f, &path)?);
-                }
-                "output" => {
-                    let path = format!("output[{}]", config.output.len());
-                    config.output.push(self.output(f, &path)?);
-                }
-                "dynamic_batching" => {
-                    self.once(&mut seen, f, path)?;
-                    config.dynamic_batching = Some(self.dynamic_batching(f, path)?);
-                }
-                "instance_group" => {
-                    let path = format!("instance_group[{}]", config.instance_group.len());
-                    config.instance_group.push(self.instance_group(f, &path)?);
-                }
-                "default_model_filename" => {
-                    self.once(&mut seen, f, path)?;
-                    config.default_model_filename = self.string(f, path)?;
-                }
-                "parameters" => {
-                    let (key, value) = self.parameter(f)?;
-                    let path = format!("parameters.{key}");
-                    if config.parameters.insert(key, value).is_some() {
-                        return Err(ConfigError::Repeated {
-                            file: self.file.clone(),
-                            field: path,
-                        });
+                ("input", Value::List(inputs)) => {
+                    for (i, input) in messages(inputs).enumerate() {
+                        config
+                            .input
+                            .push(self.input(input, &format!("input[{i}]"))?);
                     }
                 }
-                "response_cache" => {
-                    self.once(&mut seen, f, path)?;
-                    config.response_cache = Some(self.response_cache(f, path)?);
+                ("output", Value::List(outputs)) => {
+                    for (i, output) in messages(outputs).enumerate() {
+                        config
+                            .output
+                            .push(self.output(output, &format!("output[{i}]"))?);
+                    }
                 }
-                _ => self.ignore(path, &f.value),
+                ("dynamic_batching", Value::Message(batching)) => {
+                    config.dynamic_batching = Some(self.dynamic_batching(batching, path)?);
+                }
+                ("instance_group", Value::List(groups)) => {
+                    for (i, group) in messages(groups).enumerate() {
+                        let path = format!("instance_group[{i}]");
+                        config
+                            .instance_group
+                            .push(self.instance_group(group, &path)?);
+                    }
+                }
+                ("default_model_filename", Value::String(filename)) => {
+                    config.default_model_filename = filename.clone();
+                }
+                ("parameters", Value::List(entries)) => {
+                    for entry in messages(entries) {
+                        let (key, value) = self.parameter(entry)?;
+                        let path = format!("parameters.{key}");
+                        if config.parameters.insert(key, value).is_some() {
+                            return Err(ConfigError::Repeated {
+                                file: self.file.clone(),
+                                field: path,
+                                position: None,
+                            });
+                        }
+                    }
+                }
+                ("response_cache", Value::Message(cache)) => {
+                    config.response_cache = Some(self.response_cache(cache));
+                }
+                _ => self.ignore(path, value),
             }
         }
         Ok(config)
     }
 
-    fn input(&mut self, field: &Field, path: &str) -> Result<ModelInput, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
-        let (mut name, mut data_type) = (None, None);
+    fn input(&mut self, m: &DynamicMessage, path: &str) -> Result<ModelInput, ConfigError> {
+        let (mut name, mut data_type) = (String::new(), None);
         let mut format = InputFormat::None;
         let mut dims = Vec::new();
         let mut optional = false;
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            match f.name.as_str() {
-                "name" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    name = Some(self.string(f, &fpath)?);
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("name", Value::String(n)) => name = n.clone(),
+                ("data_type", Value::EnumNumber(n)) => {
+                    data_type = Some(self.data_type(&field, *n, &fpath)?);
                 }
-                "data_type" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    data_type = Some(self.data_type(f, &fpath)?);
+                ("format", Value::EnumNumber(n)) => {
+                    format = self.enum_value(
+                        &field,
+                        *n,
+                        &fpath,
+                        InputFormat::ALL,
+                        InputFormat::config_name,
+                    )?;
                 }
-                "format" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    format =
-                        self.enum_value(f, &fpath, InputFormat::ALL, InputFormat::config_name)?;
-                }
-                "dims" => dims.push(self.dim(f, &fpath)?),
-                "reshape" => self.warn(format!(
+                ("dims", Value::List(values)) => dims = self.dims(values, &fpath)?,
+                ("reshape", _) => self.warn(format!(
                     "{fpath}: ignored, ferroserve does not reshape tensors"
                 )),
-                "optional" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    optional = self.bool(f, &fpath)?;
-                }
-                _ => self.ignore(&fpath, &f.value),
+                ("optional", Value::Bool(b)) => optional = *b,
+                _ => self.ignore(&fpath, value),
             }
         }
         Ok(ModelInput {
@@ -336,32 +305,23 @@ impl Decoder {
         })
     }
 
-    fn output(&mut self, field: &Field, path: &str) -> Result<ModelOutput, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
-        let (mut name, mut data_type) = (None, None);
+    fn output(&mut self, m: &DynamicMessage, path: &str) -> Result<ModelOutput, ConfigError> {
+        let (mut name, mut data_type) = (String::new(), None);
         let mut dims = Vec::new();
         let mut label_filename = String::new();
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            match f.name.as_str() {
-                "name" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    name = Some(self.string(f, &fpath)?);
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("name", Value::String(n)) => name = n.clone(),
+                ("data_type", Value::EnumNumber(n)) => {
+                    data_type = Some(self.data_type(&field, *n, &fpath)?);
                 }
-                "data_type" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    data_type = Some(self.data_type(f, &fpath)?);
-                }
-                "dims" => dims.push(self.dim(f, &fpath)?),
-                "reshape" => self.warn(format!(
+                ("dims", Value::List(values)) => dims = self.dims(values, &fpath)?,
+                ("reshape", _) => self.warn(format!(
                     "{fpath}: ignored, ferroserve does not reshape tensors"
                 )),
-                "label_filename" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    label_filename = self.string(f, &fpath)?;
-                }
-                _ => self.ignore(&fpath, &f.value),
+                ("label_filename", Value::String(f)) => label_filename = f.clone(),
+                _ => self.ignore(&fpath, value),
             }
         }
         Ok(ModelOutput {
@@ -372,23 +332,23 @@ impl Decoder {
         })
     }
 
-    fn dim(&self, field: &Field, path: &str) -> Result<i64, ConfigError> {
-        let dim: i64 = self.int(
-            field,
-            path,
-            -1..=i64::MAX as i128,
-            "must be -1 (any size) or positive",
-        )?;
-        if dim == 0 {
-            return Err(self.out_of_range(path, 0, "must be -1 (any size) or positive"));
-        }
-        Ok(dim)
+    fn dims(&self, values: &[Value], path: &str) -> Result<Vec<i64>, ConfigError> {
+        let rule = "must be -1 (any size) or positive";
+        values
+            .iter()
+            .filter_map(Value::as_i64)
+            .map(|dim| match dim {
+                0 => Err(self.out_of_range(path, 0, rule)),
+                dim => self.int(dim, path, -1, rule),
+            })
+            .collect()
     }
 
-    fn required_name(&self, name: Option<String>, path: &str) -> Result<String, ConfigError> {
-        match name {
-            Some(n) if !n.is_empty() => Ok(n),
-            _ => Err(self.missing(&child(path, "name"))),
+    fn required_name(&self, name: String, path: &str) -> Result<String, ConfigError> {
+        if name.is_empty() {
+            Err(self.missing(&child(path, "name")))
+        } else {
+            Ok(name)
         }
     }
 
@@ -400,36 +360,40 @@ impl Decoder {
         }
     }
 
-    fn instance_group(&mut self, field: &Field, path: &str) -> Result<InstanceGroup, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
+    fn instance_group(
+        &mut self,
+        m: &DynamicMessage,
+        path: &str,
+    ) -> Result<InstanceGroup, ConfigError> {
         let mut group = InstanceGroup {
             name: String::new(),
             kind: InstanceKind::default(),
             count: 1,
             gpus: Vec::new(),
         };
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            match f.name.as_str() {
-                "name" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    group.name = self.string(f, &fpath)?;
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("name", Value::String(name)) => group.name = name.clone(),
+                ("kind", Value::EnumNumber(n)) => {
+                    group.kind = self.enum_value(
+                        &field,
+                        *n,
+                        &fpath,
+                        InstanceKind::ALL,
+                        InstanceKind::config_name,
+                    )?;
                 }
-                "kind" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    group.kind =
-                        self.enum_value(f, &fpath, InstanceKind::ALL, InstanceKind::config_name)?;
+                ("count", Value::I32(count)) => {
+                    group.count = self.int(*count, &fpath, 1, "must be at least 1")?;
                 }
-                "count" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    group.count = self.int(f, &fpath, 1..=INT32_MAX, "must be at least 1")?;
-                }
-                "gpus" => {
+                ("gpus", Value::List(gpus)) => {
                     let rule = "must be a GPU index, 0 or more";
-                    group.gpus.push(self.int(f, &fpath, 0..=INT32_MAX, rule)?);
+                    for gpu in gpus.iter().filter_map(Value::as_i32) {
+                        group.gpus.push(self.int(gpu, &fpath, 0, rule)?);
+                    }
                 }
-                _ => self.ignore(&fpath, &f.value),
+                _ => self.ignore(&fpath, value),
             }
         }
         Ok(group)
@@ -437,186 +401,141 @@ impl Decoder {
 
     fn dynamic_batching(
         &mut self,
-        field: &Field,
+        m: &DynamicMessage,
         path: &str,
     ) -> Result<DynamicBatching, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
         let mut batching = DynamicBatching::default();
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            match f.name.as_str() {
-                "preferred_batch_size" => {
-                    let size = self.int(f, &fpath, 1..=INT32_MAX, "must be at least 1")?;
-                    batching.preferred_batch_size.push(size);
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("preferred_batch_size", Value::List(sizes)) => {
+                    for size in sizes.iter().filter_map(Value::as_i32) {
+                        let size = self.int(size, &fpath, 1, "must be at least 1")?;
+                        batching.preferred_batch_size.push(size);
+                    }
                 }
-                "max_queue_delay_microseconds" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    batching.max_queue_delay_microseconds =
-                        self.int(f, &fpath, UINT64, "must be 0 or more")?;
+                ("max_queue_delay_microseconds", Value::U64(delay)) => {
+                    batching.max_queue_delay_microseconds = *delay;
                 }
-                "default_queue_policy" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    batching.default_queue_policy = Some(self.queue_policy(f, &fpath)?);
+                ("default_queue_policy", Value::Message(policy)) => {
+                    batching.default_queue_policy = Some(self.queue_policy(policy, &fpath)?);
                 }
-                _ => self.ignore(&fpath, &f.value),
+                _ => self.ignore(&fpath, value),
             }
         }
         Ok(batching)
     }
 
-    fn queue_policy(&mut self, field: &Field, path: &str) -> Result<QueuePolicy, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
+    fn queue_policy(&mut self, m: &DynamicMessage, path: &str) -> Result<QueuePolicy, ConfigError> {
         let mut policy = QueuePolicy::default();
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            match f.name.as_str() {
-                "timeout_action" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    policy.timeout_action =
-                        self.enum_value(f, &fpath, TimeoutAction::ALL, TimeoutAction::config_name)?;
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("timeout_action", Value::EnumNumber(n)) => {
+                    policy.timeout_action = self.enum_value(
+                        &field,
+                        *n,
+                        &fpath,
+                        TimeoutAction::ALL,
+                        TimeoutAction::config_name,
+                    )?;
                 }
-                "default_timeout_microseconds" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    policy.default_timeout_microseconds =
-                        self.int(f, &fpath, UINT64, "must be 0 (no timeout) or more")?;
+                ("default_timeout_microseconds", Value::U64(timeout)) => {
+                    policy.default_timeout_microseconds = *timeout;
                 }
-                "allow_timeout_override" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    policy.allow_timeout_override = self.bool(f, &fpath)?;
+                ("allow_timeout_override", Value::Bool(allow)) => {
+                    policy.allow_timeout_override = *allow;
                 }
-                "max_queue_size" => {
-                    self.once(&mut seen, f, &fpath)?;
-                    policy.max_queue_size =
-                        self.int(f, &fpath, UINT32, "must be 0 (no limit) or more")?;
-                }
-                _ => self.ignore(&fpath, &f.value),
+                ("max_queue_size", Value::U32(size)) => policy.max_queue_size = *size,
+                _ => self.ignore(&fpath, value),
             }
         }
         Ok(policy)
     }
 
-    fn version_policy(&mut self, field: &Field, path: &str) -> Result<VersionPolicy, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut policy = None;
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            let chosen = match f.name.as_str() {
-                "latest" => self.latest_policy(f, &fpath)?,
-                "all" => {
-                    let inner = self.message(f, &fpath)?;
-                    for g in &inner.fields {
-                        self.ignore(&child(&fpath, &g.name), &g.value);
+    /// The schema's oneof allows only one of `latest`, `all` and `specific`.
+    fn version_policy(
+        &mut self,
+        m: &DynamicMessage,
+        path: &str,
+    ) -> Result<VersionPolicy, ConfigError> {
+        let mut policy = VersionPolicy::default();
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("latest", Value::Message(latest)) => {
+                    let mut num_versions = 1;
+                    for (field, value) in latest.fields() {
+                        let fpath = child(&fpath, field.name());
+                        match (field.name(), value) {
+                            ("num_versions", Value::U32(n)) => {
+                                num_versions = self.int(*n, &fpath, 1, "must be at least 1")?;
+                            }
+                            _ => self.ignore(&fpath, value),
+                        }
                     }
-                    VersionPolicy::All {}
+                    policy = VersionPolicy::Latest { num_versions };
                 }
-                "specific" => self.specific_policy(f, &fpath)?,
-                _ => {
-                    self.ignore(&fpath, &f.value);
-                    continue;
+                ("all", _) => policy = VersionPolicy::All {},
+                ("specific", Value::Message(specific)) => {
+                    let mut versions = Vec::new();
+                    for (field, value) in specific.fields() {
+                        let fpath = child(&fpath, field.name());
+                        match (field.name(), value) {
+                            ("versions", Value::List(values)) => {
+                                let rule = "versions are positive integers";
+                                for version in values.iter().filter_map(Value::as_i64) {
+                                    versions.push(self.int(version, &fpath, 1, rule)?);
+                                }
+                            }
+                            _ => self.ignore(&fpath, value),
+                        }
+                    }
+                    if versions.is_empty() {
+                        return Err(self.missing(&child(&fpath, "versions")));
+                    }
+                    policy = VersionPolicy::Specific { versions };
                 }
-            };
-            if policy.replace(chosen).is_some() {
-                return Err(ConfigError::Invalid {
-                    file: self.file.clone(),
-                    field: path.to_string(),
-                    message: "only one of `latest`, `all` and `specific` may be given".into(),
-                });
+                _ => self.ignore(&fpath, value),
             }
         }
-        Ok(policy.unwrap_or_default())
+        Ok(policy)
     }
 
-    fn latest_policy(&mut self, field: &Field, path: &str) -> Result<VersionPolicy, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
-        let mut num_versions = 1;
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            if f.name == "num_versions" {
-                self.once(&mut seen, f, &fpath)?;
-                num_versions = self.int(f, &fpath, 1..=u32::MAX as i128, "must be at least 1")?;
-            } else {
-                self.ignore(&fpath, &f.value);
-            }
+    /// One entry of `parameters`: its key and value.
+    fn parameter(
+        &mut self,
+        entry: &DynamicMessage,
+    ) -> Result<(String, ModelParameter), ConfigError> {
+        if !entry.has_field_by_name("key") {
+            return Err(self.missing("parameters.key"));
         }
-        Ok(VersionPolicy::Latest { num_versions })
-    }
-
-    fn specific_policy(&mut self, field: &Field, path: &str) -> Result<VersionPolicy, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut versions = Vec::new();
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            if f.name == "versions" {
-                versions.push(self.int(
-                    f,
-                    &fpath,
-                    1..=i64::MAX as i128,
-                    "versions are positive integers",
-                )?);
-            } else {
-                self.ignore(&fpath, &f.value);
-            }
-        }
-        if versions.is_empty() {
-            return Err(self.missing(&child(path, "versions")));
-        }
-        Ok(VersionPolicy::Specific { versions })
-    }
-
-    fn parameter(&mut self, field: &Field) -> Result<(String, ModelParameter), ConfigError> {
-        let m = self.message(field, "parameters")?;
-        let mut seen = Seen::default();
-        let mut key = None;
-        let mut value = None;
-        for f in &m.fields {
-            match f.name.as_str() {
-                "key" => {
-                    self.once(&mut seen, f, "parameters.key")?;
-                    key = Some(self.string(f, "parameters.key")?);
-                }
-                "value" => {
-                    self.once(&mut seen, f, "parameters.value")?;
-                    value = Some(f);
-                }
-                _ => self.ignore(&child("parameters", &f.name), &f.value),
-            }
-        }
-        let key = key.ok_or_else(|| self.missing("parameters.key"))?;
-        let path = format!("parameters.{key}");
+        let key = match entry.get_field_by_name("key").as_deref() {
+            Some(Value::String(key)) => key.clone(),
+            _ => String::new(),
+        };
         let mut string_value = String::new();
-        if let Some(f) = value {
-            let vpath = child(&path, "value");
-            let mut seen = Seen::default();
-            for g in &self.message(f, &vpath)?.fields {
-                let gpath = child(&vpath, &g.name);
-                if g.name == "string_value" {
-                    self.once(&mut seen, g, &gpath)?;
-                    string_value = self.string(g, &gpath)?;
-                } else {
-                    self.ignore(&gpath, &g.value);
+        if let Some(Value::Message(value)) = entry.get_field_by_name("value").as_deref() {
+            let vpath = child(&format!("parameters.{key}"), "value");
+            for (field, v) in value.fields() {
+                match (field.name(), v) {
+                    ("string_value", Value::String(s)) => string_value = s.clone(),
+                    _ => self.ignore(&child(&vpath, field.name()), v),
                 }
             }
         }
         Ok((key, ModelParameter { string_value }))
     }
 
-    fn response_cache(&mut self, field: &Field, path: &str) -> Result<ResponseCache, ConfigError> {
-        let m = self.message(field, path)?;
-        let mut seen = Seen::default();
+    fn response_cache(&mut self, m: &DynamicMessage) -> ResponseCache {
         let mut cache = ResponseCache::default();
-        for f in &m.fields {
-            let fpath = child(path, &f.name);
-            if f.name == "enable" {
-                self.once(&mut seen, f, &fpath)?;
-                cache.enable = self.bool(f, &fpath)?;
-            } else {
-                self.ignore(&fpath, &f.value);
+        for (field, value) in m.fields() {
+            match (field.name(), value) {
+                ("enable", Value::Bool(enable)) => cache.enable = *enable,
+                _ => self.ignore(&child("response_cache", field.name()), value),
             }
         }
-        Ok(cache)
+        cache
     }
 }
 
@@ -682,6 +601,7 @@ impl ModelConfig {
                         field: "dynamic_batching.preferred_batch_size".into(),
                         value: size.to_string(),
                         constraint: format!("must not exceed max_batch_size ({max_batch_size})"),
+                        position: None,
                     });
                 }
             }

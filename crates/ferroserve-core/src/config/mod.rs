@@ -1,21 +1,33 @@
 //! Triton's model configuration (`config.pbtxt`) as typed data.
 //!
-//! [`ModelConfig::parse`] reads the protobuf text format ([`pbtxt`]) and keeps the fields
-//! of Triton's `ModelConfig` message that ferroserve acts on. Every other field is ignored
-//! and listed in [`ModelConfig::warnings`] by its path (`optimization.cuda.graphs`), so a
-//! repository written for Triton loads unchanged. Values that are present but wrong are
-//! [`ConfigError`]s that name the file and the field.
+//! [`ModelConfig::parse`] reads the protobuf text format against Triton's own schema
+//! (`proto/model_config.proto`, compiled into [`proto`]), so a file Triton accepts is
+//! accepted and a field Triton does not know is an error. The typed [`ModelConfig`] holds
+//! the fields ferroserve acts on; every other field the file sets is listed in
+//! [`ModelConfig::warnings`] by its path (`optimization.cuda.graphs`), and kept:
+//! [`ModelConfig::to_proto`] and [`ModelConfig::to_json`] give the whole configuration,
+//! as Triton reports it. Values that are present but wrong are [`ConfigError`]s that name
+//! the file and the field.
 //!
-//! A configuration serialises (serde) to the JSON Triton returns from
-//! `GET /v2/models/<model>/config`: protobuf field names, enums as their names
-//! (`"TYPE_FP32"`, `"KIND_CPU"`), 64-bit integers as JSON numbers, scalar fields always
-//! present and unset sub-messages left out.
+//! The typed configuration also serialises (serde) to Triton's JSON shape for the fields
+//! it holds: protobuf field names, enums as their names (`"TYPE_FP32"`, `"KIND_CPU"`),
+//! 64-bit integers as JSON numbers, scalar fields always present and unset sub-messages
+//! left out.
 
 mod autocomplete;
 mod decode;
 mod error;
-pub mod pbtxt;
+mod message;
 mod preprocessing;
+mod schema;
+mod text;
+
+/// Triton's `ModelConfig` message and the messages it holds, generated from
+/// `proto/model_config.proto` (package `inference`).
+#[allow(clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/inference.rs"));
+}
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +36,7 @@ use serde::{Serialize, Serializer};
 
 use crate::tensor::{DataType, TensorSpec};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Position};
 
 /// A model's configuration: Triton's `ModelConfig` message, restricted to what ferroserve
 /// serves. Field names are Triton's.
@@ -65,6 +77,10 @@ pub struct ModelConfig {
     /// Fields that were present but not used, each naming the field path.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The complete message of the file; the empty message when built from the model
+    /// alone. See [`ModelConfig::to_proto`].
+    #[serde(skip)]
+    message: Box<proto::ModelConfig>,
 }
 
 fn serialize_max_batch_size<S: Serializer>(value: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
@@ -292,17 +308,17 @@ impl ModelConfig {
             response_cache: None,
             source: None,
             warnings: Vec::new(),
+            message: Box::default(),
         }
     }
 
     /// Parses and validates the text of a `config.pbtxt`; `file` is where it came from,
     /// for error messages and [`ModelConfig::source`].
     pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
-        let message = pbtxt::Message::parse(text).map_err(|error| ConfigError::Syntax {
-            file: file.to_path_buf(),
-            error,
-        })?;
-        decode::model_config(&message, file)
+        let message = text::parse(text, file)?;
+        let mut config = decode::model_config(&message, file)?;
+        config.message = Box::new(schema::to_proto(&message));
+        Ok(config)
     }
 
     /// Reads, parses and validates a `config.pbtxt`.
@@ -371,3 +387,5 @@ impl ModelConfig {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod triton_examples;

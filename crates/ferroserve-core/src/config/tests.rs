@@ -3,6 +3,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
+use crate::config::error::Position;
 use crate::preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
 
 const FILE: &str = "models/resnet50/config.pbtxt";
@@ -932,4 +933,352 @@ fn truncated_or_mangled_files_are_errors_not_panics() {
             let _ = ModelConfig::parse(&mangled, Path::new(FILE));
         }
     }
+}
+
+#[test]
+fn fields_triton_does_not_know_are_errors_with_their_line() {
+    let err = parse_err("max_batch_size: 8\ninput [\n  { name: \"x\" data_type: TYPE_FP32 dims: [1] colour: 3 }\n]\n");
+    assert!(
+        matches!(&err, ConfigError::UnknownField { field, message, position: Some(p), .. }
+            if field == "input[0].colour" && message == "inference.ModelInput" && p.line == 3),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{FILE}: input[0].colour: no such field in inference.ModelInput (line 3, column 46)"
+        )
+    );
+}
+
+#[test]
+fn errors_after_a_list_without_colon_keep_their_column() {
+    // `input [` gets a colon for the parser; the column is still the file's.
+    let err = parse_err("input [ { name: \"x\" data_type: TYPE_FLOAT dims: [1] } ]");
+    match &err {
+        ConfigError::UnknownEnumValue {
+            field,
+            value,
+            position,
+            ..
+        } => {
+            assert_eq!(field, "input[0].data_type");
+            assert_eq!(value, "TYPE_FLOAT");
+            assert_eq!(
+                *position,
+                Some(Position {
+                    line: 1,
+                    column: 32
+                })
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("expected one of TYPE_INVALID, TYPE_BOOL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_values_name_what_was_expected_and_found() {
+    let err = parse_err(&format!("max_batch_size: \"8\" {IO}"));
+    assert_eq!(
+        err.to_string(),
+        format!("{FILE}: max_batch_size: expected an integer, found `\"8\"` (line 1, column 17)")
+    );
+    let err = parse_err(&format!(
+        "{IO} version_policy {{ latest {{ }} specific {{ versions: 1 }} }}"
+    ));
+    assert!(
+        err.to_string().contains(
+            "version_policy: only one of `latest`, `all`, `specific` may be given (line 4"
+        ),
+        "{err}"
+    );
+    let err = parse_err(&format!(
+        "{IO} version_policy {{ latest {{ num_versions: -1 }} }}"
+    ));
+    assert!(
+        matches!(err, ConfigError::OutOfRange { ref value, .. } if value == "-1"),
+        "{err:?}"
+    );
+    // Two scheduling choices: a oneof in Triton's schema.
+    let err = parse_err(&format!(
+        "{IO} dynamic_batching {{ }} sequence_batching {{ }}"
+    ));
+    assert!(
+        matches!(&err, ConfigError::Invalid { field, message, .. }
+            if field.is_empty() && message.starts_with("only one of `dynamic_batching`, `sequence_batching`, `ensemble_scheduling`")),
+        "{err:?}"
+    );
+    // A default value written twice is still written twice.
+    let err = parse_err(&format!("max_batch_size: 0 max_batch_size: 0 {IO}"));
+    assert!(matches!(err, ConfigError::Repeated { .. }), "{err:?}");
+}
+
+#[test]
+fn explicit_defaults_are_told_apart_from_absent_fields() {
+    let err = parse_err(&format!("{IO} instance_group {{ count: 0 }}"));
+    assert!(
+        matches!(&err, ConfigError::OutOfRange { field, .. } if field == "instance_group[0].count"),
+        "{err:?}"
+    );
+    let err = parse_err("input { name: \"x\" data_type: TYPE_INVALID dims: [1] }");
+    assert!(matches!(err, ConfigError::Unsupported { .. }), "{err:?}");
+    let config = parse(&format!("max_batch_size: 0 {IO}"));
+    assert_eq!(config.max_batch_size, Some(0));
+    let err = parse_err(&format!("{IO} instance_group {{ kind: 9 }}"));
+    assert!(
+        matches!(&err, ConfigError::UnknownEnumValue { value, .. } if value == "9"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn ignored_map_entries_are_named_by_their_key() {
+    let config = parse(&format!(
+        "{IO} model_warmup [ {{ name: \"w\" inputs {{ key: \"x\" value {{ data_type: TYPE_FP32 dims: [3] zero_data: true }} }} }} ]"
+    ));
+    assert_eq!(
+        config.warnings,
+        vec![
+            "model_warmup.name: not used by ferroserve, ignored",
+            "model_warmup.inputs.x.data_type: not used by ferroserve, ignored",
+            "model_warmup.inputs.x.dims: not used by ferroserve, ignored",
+            "model_warmup.inputs.x.zero_data: not used by ferroserve, ignored",
+        ]
+    );
+}
+
+/// Fails unless every value of `expected` is in `actual`: objects may have more keys,
+/// arrays must have as many elements, each checked the same way.
+fn assert_json_includes(actual: &serde_json::Value, expected: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    match (actual, expected) {
+        (Value::Object(actual), Value::Object(expected)) => {
+            for (key, value) in expected {
+                let Some(found) = actual.get(key) else {
+                    panic!("{path}.{key} is missing");
+                };
+                assert_json_includes(found, value, &format!("{path}.{key}"));
+            }
+        }
+        (Value::Array(actual), Value::Array(expected)) => {
+            assert_eq!(actual.len(), expected.len(), "{path}");
+            for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+                assert_json_includes(a, e, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(actual, expected, "{path}"),
+    }
+}
+
+#[test]
+fn to_json_echoes_the_whole_file() {
+    let mut config = parse(TRITON_EXAMPLE);
+    config
+        .autocomplete(
+            &[spec("pixel_values", DataType::Fp32, &[-1, 3, 224, 224])],
+            &[
+                spec("probabilities", DataType::Fp32, &[-1, 1000]),
+                spec("features", DataType::Fp32, &[-1, 1280]),
+            ],
+        )
+        .expect("completes");
+    let value = config.to_json();
+
+    // Everything the typed configuration serialises is there, unchanged.
+    let typed = serde_json::to_value(&config).expect("serialises");
+    assert_json_includes(&value, &typed, "");
+
+    // So are the fields ferroserve does not act on, and the input's reshape.
+    assert_eq!(
+        value["optimization"],
+        json!({
+            "priority": "PRIORITY_DEFAULT",
+            "cuda": {
+                "graphs": true,
+                "busy_wait_events": false,
+                "graph_spec": [],
+                "output_copy_stream": false
+            },
+            "gather_kernel_buffer_threshold": 0,
+            "eager_batching": false
+        })
+    );
+    assert_eq!(
+        value["model_warmup"],
+        json!([{
+            "name": "zeros",
+            "batch_size": 1,
+            "inputs": {},
+            "count": 0
+        }])
+    );
+    assert_eq!(
+        value["input"][0]["reshape"],
+        json!({ "shape": [1, 3, 224, 224] })
+    );
+    // Triton's defaults are printed; unset messages are not.
+    assert_eq!(value["input"][0]["is_shape_tensor"], false);
+    assert_eq!(value["input"][0]["allow_ragged_batch"], false);
+    assert_eq!(value["runtime"], "");
+    assert_eq!(value["batch_input"], json!([]));
+    assert_eq!(value["cc_model_filenames"], json!({}));
+    assert!(value.get("sequence_batching").is_none());
+    assert!(value.get("model_transaction_policy").is_none());
+    // 64-bit integers are numbers.
+    assert_eq!(
+        value["dynamic_batching"]["default_queue_policy"]["default_timeout_microseconds"],
+        5_000_000
+    );
+    assert_eq!(
+        value["version_policy"],
+        json!({ "latest": { "num_versions": 2 } })
+    );
+}
+
+#[test]
+fn to_proto_overlays_the_typed_view_on_the_file() {
+    let (inputs, outputs) = classifier_io();
+    let mut config = parse(
+        r#"
+        input { name: "input" data_type: TYPE_FP32 dims: [3, 224, 224] reshape { shape: [1, 3, 224, 224] } }
+        instance_group { count: 2 kind: KIND_CPU rate_limiter { priority: 3 } }
+        optimization { execution_accelerators { cpu_execution_accelerator { name: "openvino" } } }
+        dynamic_batching { preserve_ordering: true }
+        "#,
+    );
+    config.autocomplete(&inputs, &outputs).expect("completes");
+    let message = config.to_proto();
+    assert_eq!(message.max_batch_size, 4, "completed");
+    assert_eq!(message.output.len(), 1, "completed");
+    assert_eq!(message.output[0].name, "logits");
+    assert_eq!(message.output[0].dims, vec![1000]);
+    assert_eq!(message.input[0].dims, vec![3, 224, 224]);
+    assert_eq!(
+        message.input[0].reshape.as_ref().map(|r| r.shape.clone()),
+        Some(vec![1, 3, 224, 224])
+    );
+    assert_eq!(message.instance_group[0].count, 2);
+    assert_eq!(
+        message.instance_group[0]
+            .rate_limiter
+            .as_ref()
+            .map(|r| r.priority),
+        Some(3)
+    );
+    let accelerators = message
+        .optimization
+        .as_ref()
+        .and_then(|o| o.execution_accelerators.as_ref())
+        .map(|a| a.cpu_execution_accelerator[0].name.clone());
+    assert_eq!(accelerators.as_deref(), Some("openvino"));
+    match &message.scheduling_choice {
+        Some(proto::model_config::SchedulingChoice::DynamicBatching(batching)) => {
+            assert!(batching.preserve_ordering);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The version policy in effect, though the file gives none.
+    assert_eq!(
+        message.version_policy,
+        Some(proto::ModelVersionPolicy {
+            policy_choice: Some(proto::model_version_policy::PolicyChoice::Latest(
+                proto::model_version_policy::Latest { num_versions: 1 }
+            ))
+        })
+    );
+}
+
+#[test]
+fn to_json_of_a_configuration_built_from_the_model() {
+    let (inputs, outputs) = classifier_io();
+    let mut config = ModelConfig::new("classifier");
+    config.autocomplete(&inputs, &outputs).expect("completes");
+    let value = config.to_json();
+    assert_json_includes(
+        &value,
+        &json!({
+            "name": "classifier",
+            "platform": "",
+            "backend": "",
+            "version_policy": { "latest": { "num_versions": 1 } },
+            "max_batch_size": 4,
+            "input": [{ "name": "input", "data_type": "TYPE_FP32", "format": "FORMAT_NONE", "dims": [3, 224, 224], "optional": false }],
+            "output": [{ "name": "logits", "data_type": "TYPE_FP32", "dims": [1000], "label_filename": "" }],
+            "dynamic_batching": {
+                "preferred_batch_size": [],
+                "max_queue_delay_microseconds": 0,
+                "preserve_ordering": false,
+                "priority_levels": 0,
+                "default_priority_level": 0,
+                "priority_queue_policy": {}
+            },
+            "instance_group": [],
+            "default_model_filename": "",
+            "parameters": {},
+            "model_warmup": []
+        }),
+        "",
+    );
+    for absent in [
+        "optimization",
+        "response_cache",
+        "dynamic_batching.default_queue_policy",
+    ] {
+        let mut at = &value;
+        for key in absent.split('.') {
+            at = &at[key];
+        }
+        assert!(at.is_null(), "{absent} should be left out: {value}");
+    }
+}
+
+#[test]
+fn to_json_contains_execution_accelerators_and_model_warmup() {
+    let config = parse(&format!(
+        r#"{IO}
+        optimization {{ execution_accelerators {{
+            cpu_execution_accelerator: [ {{ name: "openvino" }} ]
+        }} }}
+        model_warmup [
+          {{
+            name: "random"
+            batch_size: 1
+            inputs {{ key: "x" value: {{ data_type: TYPE_FP32 dims: [ 3, 224, 224 ] random_data: true }} }}
+          }}
+        ]
+        "#
+    ));
+    let value = config.to_json();
+    assert_eq!(
+        value["optimization"]["execution_accelerators"]["cpu_execution_accelerator"],
+        json!([{ "name": "openvino", "parameters": {} }])
+    );
+    assert_eq!(
+        value["model_warmup"],
+        json!([{
+            "name": "random",
+            "batch_size": 1,
+            "inputs": {
+                "x": { "data_type": "TYPE_FP32", "dims": [3, 224, 224], "random_data": true }
+            },
+            "count": 0
+        }])
+    );
+    // Loaded, with one warning for each field set that ferroserve does not act on.
+    assert_eq!(
+        config.warnings,
+        vec![
+            "optimization.execution_accelerators.cpu_execution_accelerator.name: not used by ferroserve, ignored",
+            "model_warmup.name: not used by ferroserve, ignored",
+            "model_warmup.batch_size: not used by ferroserve, ignored",
+            "model_warmup.inputs.x.data_type: not used by ferroserve, ignored",
+            "model_warmup.inputs.x.dims: not used by ferroserve, ignored",
+            "model_warmup.inputs.x.random_data: not used by ferroserve, ignored",
+        ]
+    );
 }
