@@ -16,23 +16,27 @@ IMAGES = ROOT / "tests" / "data" / "images"
 
 
 class RunningServer:
-    def __init__(self, process, http, grpc, metrics, repository):
+    def __init__(self, process, http, grpc, metrics, repository, log):
         self.process = process
         self.http = http
         self.grpc = grpc
         self.metrics = metrics
         self.repository = repository
+        # Every stderr line after the ready line, as it arrives.
+        self.log = log
 
 
 def start_server(repository, *extra):
     binary = os.environ.get("FERROSERVE_BIN", str(ROOT / "target" / "debug" / "ferroserve"))
     command = [binary, "serve", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0",
-               "--metrics-port", "0", "--model-repository", str(repository), *extra]
+               "--metrics-port", "0", *extra]
+    if repository is not None:
+        command += ["--model-repository", str(repository)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in process.stderr:
         lines.append(line)
-        found = re.search(r"ready: HTTP ([\d.:]+), gRPC ([\d.:]+), metrics ([\d.:]+)", line)
+        found = re.search(r"ready: HTTP ([\d.:]+|off), gRPC ([\d.:]+|off), metrics ([\d.:]+)", line)
         if found:
             break
     else:
@@ -40,8 +44,15 @@ def start_server(repository, *extra):
         raise RuntimeError("ferroserve did not start:\n" + "".join(lines))
     # Keep draining stderr so the server never blocks on a full pipe.
     import threading
-    threading.Thread(target=lambda: [sys.stderr.write(l) for l in process.stderr], daemon=True).start()
-    return RunningServer(process, found.group(1), found.group(2), found.group(3), repository)
+    log = []
+
+    def drain():
+        for line in process.stderr:
+            log.append(line)
+            sys.stderr.write(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return RunningServer(process, found.group(1), found.group(2), found.group(3), repository, log)
 
 
 def stop_server(server):

@@ -49,6 +49,25 @@ pub const CACHE_ENTRIES: &str = "ferroserve_cache_entries";
 /// Bytes charged for the response cache's entries.
 pub const CACHE_BYTES: &str = "ferroserve_cache_bytes";
 
+/// Triton's names, with Triton's meanings and units (cumulative microseconds), so that
+/// dashboards and autoscaling rules written for Triton work unchanged.
+pub mod triton {
+    pub const REQUEST_SUCCESS: &str = "nv_inference_request_success";
+    pub const REQUEST_FAILURE: &str = "nv_inference_request_failure";
+    pub const INFERENCE_COUNT: &str = "nv_inference_count";
+    pub const EXEC_COUNT: &str = "nv_inference_exec_count";
+    pub const REQUEST_DURATION: &str = "nv_inference_request_duration_us";
+    pub const QUEUE_DURATION: &str = "nv_inference_queue_duration_us";
+    pub const COMPUTE_INPUT_DURATION: &str = "nv_inference_compute_input_duration_us";
+    pub const COMPUTE_INFER_DURATION: &str = "nv_inference_compute_infer_duration_us";
+    pub const COMPUTE_OUTPUT_DURATION: &str = "nv_inference_compute_output_duration_us";
+    pub const PENDING_REQUESTS: &str = "nv_inference_pending_request_count";
+    pub const CACHE_HITS: &str = "nv_cache_num_hits_per_model";
+    pub const CACHE_MISSES: &str = "nv_cache_num_misses_per_model";
+    pub const CACHE_HIT_DURATION: &str = "nv_cache_hit_duration_per_model";
+    pub const CACHE_MISS_DURATION: &str = "nv_cache_miss_duration_per_model";
+}
+
 /// Latency buckets: 100 µs to 10 s, about three per decade.
 const SECONDS_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -126,6 +145,7 @@ fn install_recorder() -> Result<PrometheusHandle, String> {
         Unit::Seconds,
         "Queue delay the tuner allows for a batch to fill"
     );
+    describe_triton();
     describe_gauge!(CACHE_ENTRIES, "Entries in the response cache");
     describe_gauge!(
         CACHE_BYTES,
@@ -137,8 +157,110 @@ fn install_recorder() -> Result<PrometheusHandle, String> {
 
 /// One model version's metrics, registered once when it loads, so that a request
 /// records into existing handles instead of building labels.
+fn describe_triton() {
+    use triton::*;
+    let counters = [
+        (
+            REQUEST_SUCCESS,
+            "Number of successful inference requests, all batch sizes",
+        ),
+        (
+            REQUEST_FAILURE,
+            "Number of failed inference requests, all batch sizes",
+        ),
+        (
+            INFERENCE_COUNT,
+            "Number of inferences performed (a batch of n counts n)",
+        ),
+        (EXEC_COUNT, "Number of model executions performed"),
+        (
+            REQUEST_DURATION,
+            "Cumulative inference request duration in microseconds",
+        ),
+        (
+            QUEUE_DURATION,
+            "Cumulative inference queuing duration in microseconds",
+        ),
+        (
+            COMPUTE_INPUT_DURATION,
+            "Cumulative compute input duration in microseconds",
+        ),
+        (
+            COMPUTE_INFER_DURATION,
+            "Cumulative compute inference duration in microseconds",
+        ),
+        (
+            COMPUTE_OUTPUT_DURATION,
+            "Cumulative inference compute output duration in microseconds",
+        ),
+        (CACHE_HITS, "Number of response cache hits per model"),
+        (CACHE_MISSES, "Number of response cache misses per model"),
+        (
+            CACHE_HIT_DURATION,
+            "Total cache hit duration per model, in microseconds",
+        ),
+        (
+            CACHE_MISS_DURATION,
+            "Total cache miss (lookup and insertion) duration per model, in microseconds",
+        ),
+    ];
+    for (name, help) in counters {
+        describe_counter!(name, help);
+    }
+    describe_gauge!(
+        PENDING_REQUESTS,
+        "Instantaneous number of pending requests awaiting execution per-model"
+    );
+}
+
+/// Triton's per-model counters ([`triton`]).
+pub struct TritonMetrics {
+    pub success: Counter,
+    pub failure: Counter,
+    pub inferences: Counter,
+    pub executions: Counter,
+    pub request_us: Counter,
+    pub queue_us: Counter,
+    pub compute_input_us: Counter,
+    pub compute_infer_us: Counter,
+    pub compute_output_us: Counter,
+    pub pending: Gauge,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub cache_hit_us: Counter,
+    pub cache_miss_us: Counter,
+}
+
+impl TritonMetrics {
+    fn new(labels: &[(&'static str, String); 2]) -> Self {
+        use triton::*;
+        TritonMetrics {
+            success: metrics::counter!(REQUEST_SUCCESS, labels),
+            failure: metrics::counter!(REQUEST_FAILURE, labels),
+            inferences: metrics::counter!(INFERENCE_COUNT, labels),
+            executions: metrics::counter!(EXEC_COUNT, labels),
+            request_us: metrics::counter!(REQUEST_DURATION, labels),
+            queue_us: metrics::counter!(QUEUE_DURATION, labels),
+            compute_input_us: metrics::counter!(COMPUTE_INPUT_DURATION, labels),
+            compute_infer_us: metrics::counter!(COMPUTE_INFER_DURATION, labels),
+            compute_output_us: metrics::counter!(COMPUTE_OUTPUT_DURATION, labels),
+            pending: metrics::gauge!(PENDING_REQUESTS, labels),
+            cache_hits: metrics::counter!(CACHE_HITS, labels),
+            cache_misses: metrics::counter!(CACHE_MISSES, labels),
+            cache_hit_us: metrics::counter!(CACHE_HIT_DURATION, labels),
+            cache_miss_us: metrics::counter!(CACHE_MISS_DURATION, labels),
+        }
+    }
+}
+
+/// Whole microseconds, for Triton's cumulative counters.
+pub fn micros(time: Duration) -> u64 {
+    time.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
 pub struct ModelMetrics {
     labels: [(&'static str, String); 2],
+    pub triton: TritonMetrics,
     pub succeeded: Counter,
     pub request_seconds: Histogram,
     pub queue_seconds: Histogram,
@@ -178,6 +300,7 @@ impl ModelMetrics {
             queue_depth: metrics::gauge!(QUEUE_DEPTH, &labels),
             cache_hits: metrics::counter!(CACHE_LOOKUPS, &result("hit")),
             cache_misses: metrics::counter!(CACHE_LOOKUPS, &result("miss")),
+            triton: TritonMetrics::new(&labels),
             labels,
         }
     }

@@ -87,13 +87,15 @@ pub struct Runtime {
     preprocess: PreprocessPool,
     cache: Option<ResponseCache>,
     control_mode: ModelControlMode,
-    /// [`STARTING`], [`READY`] or [`STOPPING`].
+    /// [`STARTING`], [`READY`], [`DRAINING`] or [`STOPPING`].
     state: AtomicU8,
 }
 
 const STARTING: u8 = 0;
 const READY: u8 = 1;
-const STOPPING: u8 = 2;
+/// Not ready (load balancers stop sending), still serving.
+const DRAINING: u8 = 2;
+const STOPPING: u8 = 3;
 
 impl Runtime {
     /// Opens the repository and loads the start-up models, each warmed up. A model that
@@ -173,7 +175,7 @@ impl Runtime {
 
     fn served(&self, model: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
         match self.state.load(Ordering::Acquire) {
-            READY => {}
+            READY | DRAINING => {}
             STARTING => return Err(ServeError::ModelNotReady(model.to_string())),
             _ => return Err(ServeError::ShuttingDown),
         }
@@ -313,6 +315,14 @@ impl Runtime {
                 "models can be loaded and unloaded only with --model-control-mode explicit".into(),
             ))
         }
+    }
+
+    /// The first step of a shutdown: readiness answers false from now on, so that load
+    /// balancers stop sending requests, while requests are still served.
+    pub fn begin_drain(&self) {
+        let _ = self
+            .state
+            .compare_exchange(READY, DRAINING, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Stops accepting requests, answers those accepted, and stops the workers. Blocking.

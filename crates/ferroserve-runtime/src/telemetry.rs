@@ -38,9 +38,16 @@ impl Telemetry {
         if let Some(latencies) = &self.latencies {
             latencies.record(elapsed);
         }
+        let triton = &self.metrics.triton;
         if ok {
             self.metrics.queue_seconds.record(queued.as_secs_f64());
             self.metrics.inferences.increment(rows as u64);
+            triton.success.increment(1);
+            triton.inferences.increment(rows as u64);
+            triton.request_us.increment(m::micros(elapsed));
+            triton.queue_us.increment(m::micros(queued));
+        } else {
+            triton.failure.increment(1);
         }
     }
 
@@ -53,12 +60,22 @@ impl Telemetry {
     pub fn cache_hit(&self, lookup: Duration) {
         self.stats.cache_hit(lookup);
         self.metrics.cache_hits.increment(1);
+        self.metrics.triton.cache_hits.increment(1);
+        self.metrics
+            .triton
+            .cache_hit_us
+            .increment(m::micros(lookup));
     }
 
     /// A response cache miss; `spent` is the lookup and the insertion.
     pub fn cache_miss(&self, spent: Duration) {
         self.stats.cache_miss(spent);
         self.metrics.cache_misses.increment(1);
+        self.metrics.triton.cache_misses.increment(1);
+        self.metrics
+            .triton
+            .cache_miss_us
+            .increment(m::micros(spent));
     }
 
     /// One engine execution of `rows` rows serving `requests` requests: gathering inputs,
@@ -75,6 +92,19 @@ impl Telemetry {
         self.metrics.compute_seconds.record(compute.as_secs_f64());
         self.metrics.batch_size.record(rows as f64);
         self.metrics.executions.increment(1);
+        // Triton's compute durations add up per request: a batch of n requests adds its
+        // time n times.
+        let triton = &self.metrics.triton;
+        triton.executions.increment(1);
+        triton
+            .compute_input_us
+            .increment(requests * m::micros(input));
+        triton
+            .compute_infer_us
+            .increment(requests * m::micros(infer));
+        triton
+            .compute_output_us
+            .increment(requests * m::micros(output));
         self.stats.execution(rows, requests, input, infer, output);
     }
 
@@ -86,6 +116,7 @@ impl Telemetry {
     /// Jobs waiting in the queue now.
     pub fn queue_depth(&self, depth: usize) {
         self.metrics.queue_depth.set(depth as f64);
+        self.metrics.triton.pending.set(depth as f64);
     }
 
     /// The tuner's current choice.

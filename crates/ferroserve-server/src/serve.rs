@@ -21,9 +21,17 @@ pub struct ServeConfig {
     pub runtime: RuntimeOptions,
     /// Address the three ports listen on.
     pub host: IpAddr,
-    pub http_port: u16,
-    pub grpc_port: u16,
+    /// The HTTP port; `None` serves no HTTP (KServe's `--allow-http=false`).
+    pub http_port: Option<u16>,
+    /// The gRPC port; `None` serves no gRPC (`--allow-grpc=false`).
+    pub grpc_port: Option<u16>,
     pub metrics_port: u16,
+    /// After SIGTERM: how long readiness answers 503 while requests are still served, so
+    /// that load balancers stop sending new ones (Kubernetes removes the endpoint).
+    pub drain_delay: Duration,
+    /// After the drain delay: how long in-flight and queued requests may take before the
+    /// process exits anyway, with an error.
+    pub exit_timeout: Duration,
     /// Time between repository scans in poll mode.
     pub repository_poll: Duration,
     /// Threads of the async runtime that handles connections.
@@ -67,6 +75,8 @@ pub enum RunError {
     Grpc(#[from] tonic::transport::Error),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("requests were still in flight after the exit timeout of {0:?}")]
+    ExitTimeout(Duration),
 }
 
 /// Serves until SIGINT or SIGTERM, then answers the accepted requests and returns.
@@ -89,14 +99,14 @@ pub struct Server {
 /// Where a bound server listens (the ports are known even when 0 was asked for).
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses {
-    pub http: SocketAddr,
-    pub grpc: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub grpc: Option<SocketAddr>,
     pub metrics: SocketAddr,
 }
 
 struct Listeners {
-    http: TcpListener,
-    grpc: TcpListener,
+    http: Option<TcpListener>,
+    grpc: Option<TcpListener>,
     metrics: TcpListener,
 }
 
@@ -117,8 +127,8 @@ impl Server {
                 .map_err(|source| RunError::Bind { addr, source })
         };
         let listeners = Listeners {
-            http: bind(config.http_port)?,
-            grpc: bind(config.grpc_port)?,
+            http: config.http_port.map(bind).transpose()?,
+            grpc: config.grpc_port.map(bind).transpose()?,
             metrics: bind(config.metrics_port)?,
         };
         let local = |listener: &TcpListener| {
@@ -128,8 +138,8 @@ impl Server {
             })
         };
         let addresses = Addresses {
-            http: local(&listeners.http)?,
-            grpc: local(&listeners.grpc)?,
+            http: listeners.http.as_ref().map(local).transpose()?,
+            grpc: listeners.grpc.as_ref().map(local).transpose()?,
             metrics: local(&listeners.metrics)?,
         };
         let runtime = Runtime::new(&config.runtime)?;
@@ -193,30 +203,40 @@ async fn serve(
             })?;
     }
     let nodelay = config.nodelay;
-    let http_task = tokio::spawn(
-        axum::serve(
-            listeners.http.tap_io(move |tcp| no_delay(tcp, nodelay)),
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(http) = listeners.http {
+        let serving = axum::serve(
+            http.tap_io(move |tcp| no_delay(tcp, nodelay)),
             crate::http::router(runtime.clone(), config.http_limits),
         )
         .with_graceful_shutdown(wait(shutdown.clone()))
-        .into_future(),
-    );
-    let metrics_task = tokio::spawn(
-        axum::serve(
-            listeners.metrics.tap_io(move |tcp| no_delay(tcp, nodelay)),
-            crate::http::metrics_router(metrics, runtime.clone()),
-        )
-        .with_graceful_shutdown(wait(shutdown.clone()))
-        .into_future(),
-    );
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        .into_future();
+        tasks.spawn(async move {
+            serving
+                .await
+                .map_err(|source| io_error("HTTP server", source))
+        });
+    }
+    let serving = axum::serve(
+        listeners.metrics.tap_io(move |tcp| no_delay(tcp, nodelay)),
+        crate::http::metrics_router(metrics, runtime.clone()),
+    )
+    .with_graceful_shutdown(wait(shutdown.clone()))
+    .into_future();
+    tasks.spawn(async move {
+        serving
+            .await
+            .map_err(|source| io_error("metrics server", source))
+    });
+    if let Some(grpc) = listeners.grpc {
+        let serving = tonic::transport::Server::builder()
             .add_service(crate::grpc::service(runtime.clone()))
             .serve_with_incoming_shutdown(
-                TcpIncoming::from(listeners.grpc).with_nodelay(Some(nodelay)),
+                TcpIncoming::from(grpc).with_nodelay(Some(nodelay)),
                 wait(shutdown.clone()),
-            ),
-    );
+            );
+        tasks.spawn(async move { serving.await.map_err(RunError::Grpc) });
+    }
     let loader = runtime.clone();
     let options = config.runtime.clone();
     tokio::task::spawn_blocking(move || loader.load_startup_models(&options)).await?;
@@ -225,21 +245,28 @@ async fn serve(
     }
     announce(&runtime, &config, addresses);
     stop.await;
-    eprintln!("ferroserve: shutting down, finishing accepted requests");
+    runtime.begin_drain();
+    eprintln!(
+        "ferroserve: shutting down: not ready; serving for {:?} more, then finishing accepted requests",
+        config.drain_delay
+    );
+    tokio::time::sleep(config.drain_delay).await;
     let _ = shutdown.send(true);
-    let (http, grpc, metrics) = tokio::join!(http_task, grpc_task, metrics_task);
-    http?.map_err(|source| RunError::Io {
-        what: "HTTP server",
-        source,
-    })?;
-    grpc??;
-    metrics?.map_err(|source| RunError::Io {
-        what: "metrics server",
-        source,
-    })?;
-    let drain = runtime.clone();
-    tokio::task::spawn_blocking(move || drain.shutdown()).await?;
-    Ok(())
+    let finish = async {
+        while let Some(task) = tasks.join_next().await {
+            task??;
+        }
+        let drain = runtime.clone();
+        tokio::task::spawn_blocking(move || drain.shutdown()).await?;
+        Ok(())
+    };
+    tokio::time::timeout(config.exit_timeout, finish)
+        .await
+        .map_err(|_| RunError::ExitTimeout(config.exit_timeout))?
+}
+
+fn io_error(what: &'static str, source: std::io::Error) -> RunError {
+    RunError::Io { what, source }
 }
 
 /// The line users wait for: where to connect, what is served, and a first command.
@@ -249,6 +276,7 @@ fn announce(runtime: &Runtime, config: &ServeConfig, addresses: Addresses) {
         grpc,
         metrics,
     } = addresses;
+    let show = |address: Option<SocketAddr>| address.map_or("off".to_string(), |a| a.to_string());
     let mut models = Vec::new();
     for entry in runtime.repository_index().unwrap_or_default() {
         if entry.state == "READY" {
@@ -265,11 +293,17 @@ fn announce(runtime: &Runtime, config: &ServeConfig, addresses: Addresses) {
         config.host.to_string()
     };
     eprintln!(
-        "ferroserve ready: HTTP {http}, gRPC {grpc}, metrics {metrics}; models: {}\n\
-         try: curl -s --data-binary @image.jpg 'http://{host}:{}/v2/models/{example}/classify?top_k=3'",
+        "ferroserve ready: HTTP {}, gRPC {}, metrics {metrics}; models: {}",
+        show(http),
+        show(grpc),
         models.join(", "),
-        http.port(),
     );
+    if let Some(http) = http {
+        eprintln!(
+            "try: curl -s --data-binary @image.jpg 'http://{host}:{}/v2/models/{example}/classify?top_k=3'",
+            http.port()
+        );
+    }
 }
 
 /// Small responses go out at once instead of waiting for the client's delayed ACK

@@ -2,6 +2,7 @@
 //! runs files through `ferroserve-runtime`, `bench` is `ferroserve-bench`.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,12 +15,28 @@ mod serve;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ferroserve=debug`.
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ferroserve=debug`;
+    /// `access=info` adds one line per request.
     #[arg(long, global = true, env = "FERROSERVE_LOG", default_value = "warn")]
     log: String,
 
+    /// text: for people (coloured only on a terminal); json: one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROSERVE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -35,10 +52,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Classify(args) => classify::run(args),

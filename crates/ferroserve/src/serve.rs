@@ -2,7 +2,7 @@
 //! [`ferroserve_server::run`].
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferroserve_engine::{EngineKind, EngineOptions};
@@ -12,9 +12,20 @@ use ferroserve_server::{ServeConfig, TuneConfig};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Model repository (Triton layout). Default: the bundled one.
-    #[arg(long, env = "FERROSERVE_MODEL_REPOSITORY")]
+    /// Model repository (Triton layout). Default: the bundled one. `--model-store` is
+    /// accepted too, as Triton (and KServe's Triton runtime) spell it.
+    /// A folder holding just a `model.onnx` (KServe's single-model layout) is served as
+    /// the one model `--model-name`, its configuration completed from the model.
+    #[arg(
+        long,
+        visible_alias = "model-store",
+        env = "FERROSERVE_MODEL_REPOSITORY"
+    )]
     model_repository: Option<PathBuf>,
+    /// The model's name in the single-model layout (KServe passes the
+    /// InferenceService's name).
+    #[arg(long, env = "FERROSERVE_MODEL_NAME", default_value = "model")]
+    model_name: String,
     /// Address the three ports listen on.
     #[arg(long, env = "FERROSERVE_HOST", default_value = "0.0.0.0")]
     host: IpAddr,
@@ -27,6 +38,22 @@ pub struct ServeArgs {
     /// Prometheus metrics port (GET /metrics).
     #[arg(long, env = "FERROSERVE_METRICS_PORT", default_value_t = 8002)]
     metrics_port: u16,
+    /// Serve HTTP (`--allow-http=false` turns it off, as in Triton).
+    #[arg(long, env = "FERROSERVE_ALLOW_HTTP", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    allow_http: bool,
+    /// Serve gRPC (`--allow-grpc=false` turns it off, as in Triton).
+    #[arg(long, env = "FERROSERVE_ALLOW_GRPC", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    allow_grpc: bool,
+    /// On SIGTERM, seconds during which readiness answers 503 while requests are still
+    /// served, so that load balancers stop sending new ones first.
+    #[arg(long, env = "FERROSERVE_DRAIN_DELAY_SECS", default_value_t = 0.0)]
+    drain_delay_secs: f64,
+    /// After the drain delay, seconds accepted requests may take to finish before the
+    /// process exits anyway (with status 1).
+    #[arg(long, env = "FERROSERVE_EXIT_TIMEOUT_SECS", default_value_t = 30.0)]
+    exit_timeout_secs: f64,
     /// none: load every model at start-up; poll: also reload models that change on disk;
     /// explicit: load only --load-model, then on request through the repository API.
     #[arg(long, env = "FERROSERVE_MODEL_CONTROL_MODE", default_value = "none")]
@@ -119,6 +146,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .model_repository
         .clone()
         .unwrap_or_else(crate::default_model_repository);
+    let model_repository = match single_model_repository(&model_repository, &args.model_name)? {
+        Some(repository) => repository,
+        None => model_repository,
+    };
     let runtime = RuntimeOptions {
         model_repository,
         control_mode: args.model_control_mode,
@@ -148,9 +179,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServeConfig {
         runtime,
         host: args.host,
-        http_port: args.http_port,
-        grpc_port: args.grpc_port,
+        http_port: args.allow_http.then_some(args.http_port),
+        grpc_port: args.allow_grpc.then_some(args.grpc_port),
         metrics_port: args.metrics_port,
+        drain_delay: seconds(args.drain_delay_secs),
+        exit_timeout: seconds(args.exit_timeout_secs),
         repository_poll: Duration::from_secs(args.repository_poll_secs),
         io_threads: args.io_threads,
         http_limits: HttpLimits {
@@ -163,4 +196,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         nodelay: !args.naive(Technique::Nodelay),
     };
     Ok(ferroserve_server::run(config)?)
+}
+
+/// A non-negative number of seconds from the command line.
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// KServe's single-model layout: `folder` holds a `model.onnx` and no model folders. It
+/// is served as a repository of one model, `name`, version 1, without a configuration
+/// (completed from the model): a folder under the temporary directory linking to the
+/// file. `None` for any other layout.
+fn single_model_repository(folder: &Path, name: &str) -> anyhow::Result<Option<PathBuf>> {
+    let file = folder.join("model.onnx");
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']);
+    if !plain {
+        anyhow::bail!("--model-name '{name}' is not a plain folder name");
+    }
+    let repository = std::env::temp_dir().join(format!("ferroserve-{}", std::process::id()));
+    let version = repository.join(name).join("1");
+    std::fs::create_dir_all(&version)?;
+    let target = version.join("model.onnx");
+    let _ = std::fs::remove_file(&target);
+    std::os::unix::fs::symlink(file.canonicalize()?, target)?;
+    tracing::info!("serving the single model file as '{name}'");
+    Ok(Some(repository))
 }

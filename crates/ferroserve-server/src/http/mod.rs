@@ -96,7 +96,51 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(HttpState { runtime, limits })
+}
+
+/// One access-log line per request, at INFO under the target `access` (`--log
+/// warn,access=info`): protocol, method, path, model, version, status, latency and the
+/// client's `x-request-id`. Costs nothing when that target is off.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let response = next.run(request).await;
+    let (model, version) = model_of(&path);
+    tracing::info!(
+        target: "access",
+        protocol = "http",
+        %method,
+        path,
+        model,
+        version,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        request_id,
+    );
+    response
+}
+
+/// The model and version a `/v2/models/{m}[/versions/{v}]/...` path names, or empty.
+fn model_of(path: &str) -> (&str, &str) {
+    let mut parts = path.strip_prefix("/v2/models/").unwrap_or("").split('/');
+    let model = parts.next().filter(|m| *m != "stats").unwrap_or("");
+    let version = match parts.next() {
+        Some("versions") => parts.next().unwrap_or(""),
+        _ => "",
+    };
+    (model, version)
 }
 
 /// Routes `/v2/models/{model}{suffix}` and `/v2/models/{model}/versions/{version}{suffix}`
@@ -195,7 +239,7 @@ async fn model_config(
     model: ModelRef,
 ) -> Result<Response, ApiError> {
     let config = state.runtime.model_config(&model.name, model.version)?;
-    Ok(Json(config).into_response())
+    Ok(Json(config.to_json()).into_response())
 }
 
 async fn all_statistics(State(state): State<HttpState>) -> Result<Response, ApiError> {

@@ -90,3 +90,51 @@ async fn model_config_is_tritons_json() {
         assert_eq!(json["output"][0]["label_filename"], "labels.txt");
     }
 }
+
+/// Fields ferroserve does not act on are still part of the configuration: the endpoints
+/// (HTTP and gRPC) return the whole file, as Triton does. Multi-threaded, so that the
+/// gRPC channel's task can close its connection while the server stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_config_is_returned_whole() {
+    let repository = TempRepository::with_bundled(&[MODEL]);
+    let file = repository.path().join(MODEL).join("config.pbtxt");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(
+        r#"
+optimization { execution_accelerators { cpu_execution_accelerator: [ { name: "openvino" } ] } }
+model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "input" value {
+  data_type: TYPE_FP32 dims: [ 3, 224, 224 ] zero_data: true } } } ]
+"#,
+    );
+    std::fs::write(&file, text).unwrap();
+    let server = TestServer::start(repository.config(ModelControlMode::None));
+
+    let json: Value = reqwest::get(server.url(&format!("/v2/models/{MODEL}/config")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let accelerator = &json["optimization"]["execution_accelerators"]["cpu_execution_accelerator"];
+    assert_eq!(accelerator[0]["name"], "openvino", "{json}");
+    assert_eq!(json["model_warmup"][0]["name"], "zeros", "{json}");
+    assert_eq!(json["input"][0]["dims"], json!([3, 224, 224]), "{json}");
+
+    use ferroserve_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+    let mut client = GrpcInferenceServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+    let config = client
+        .model_config(ferroserve_server::grpc::proto::ModelConfigRequest {
+            name: MODEL.into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    let accelerators = config.optimization.unwrap().execution_accelerators.unwrap();
+    assert_eq!(accelerators.cpu_execution_accelerator[0].name, "openvino");
+    assert_eq!(config.model_warmup[0].name, "zeros");
+}

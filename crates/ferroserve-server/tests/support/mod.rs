@@ -68,9 +68,11 @@ pub fn config(repository: PathBuf, control_mode: ModelControlMode) -> ServeConfi
             cache_bytes: 1 << 20,
         },
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        http_port: 0,
-        grpc_port: 0,
+        http_port: Some(0),
+        grpc_port: Some(0),
         metrics_port: 0,
+        drain_delay: Duration::ZERO,
+        exit_timeout: Duration::from_secs(30),
         repository_poll: Duration::from_secs(24 * 3600),
         io_threads: 2,
         http_limits: HttpLimits::default(),
@@ -127,12 +129,14 @@ impl TestServer {
 
     /// The HTTP URL of `path` (`/v2/...`).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addresses.http)
+        let http = self.addresses.http.expect("the test server serves HTTP");
+        format!("http://{http}{path}")
     }
 
     /// The gRPC endpoint.
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.addresses.grpc)
+        let grpc = self.addresses.grpc.expect("the test server serves gRPC");
+        format!("http://{grpc}")
     }
 
     /// The metrics port's URL of `path`.
