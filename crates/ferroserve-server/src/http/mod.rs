@@ -92,21 +92,24 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
     let routes = model_route(routes, "/stats", get(model_statistics));
     let routes = model_route(routes, "/infer", post(infer));
     let routes = model_route(routes, "/classify", post(classify));
-    routes
+    let routes = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
-        .layer(axum::middleware::from_fn(access_log))
-        .with_state(HttpState { runtime, limits })
+        .layer(DefaultBodyLimit::max(limits.max_request_bytes));
+    // The access log is a layer only when its target is on (the filter is set at start),
+    // so that it costs the request path nothing otherwise.
+    let routes = if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        routes.layer(axum::middleware::from_fn(access_log))
+    } else {
+        routes
+    };
+    routes.with_state(HttpState { runtime, limits })
 }
 
 /// One access-log line per request, at INFO under the target `access` (`--log
 /// warn,access=info`): protocol, method, path, model, version, status, latency and the
-/// client's `x-request-id`. Costs nothing when that target is off.
+/// client's `x-request-id`.
 async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
-        return next.run(request).await;
-    }
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
