@@ -193,7 +193,7 @@ def test_errors_are_clear_and_harmless(server, protocol, reference_inputs, expec
     fails(MODEL, [wrong_type], "FP32")
     unknown = m.InferInput("pixels", [1, 3, 224, 224], "FP32")
     unknown.set_data_from_numpy(good)
-    fails(MODEL, [unknown], "unknown input")
+    fails(MODEL, [unknown], "unexpected inference input")
     too_big = m.InferInput("input", [9, 3, 224, 224], "FP32")
     too_big.set_data_from_numpy(np.zeros((9, 3, 224, 224), dtype=np.float32))
     fails(MODEL, [too_big], "batch")
@@ -225,3 +225,52 @@ def test_repository_load_and_unload(explicit_server, protocol, reference_inputs,
     assert not c.is_model_ready(MODEL)
     with pytest.raises(InferenceServerException):
         c.load_model("no-such-model")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_shared_memory_status_is_empty_and_unregister_succeeds(server, protocol):
+    """Clients unregister before they register; that must work even though ferroserve
+    never registers shared memory (registering is refused as unsupported)."""
+    c = client(server, protocol)
+    c.unregister_system_shared_memory()
+    c.unregister_cuda_shared_memory()
+    status = c.get_system_shared_memory_status()
+    if protocol == "http":
+        assert status == []
+        assert c.get_cuda_shared_memory_status() == []
+    else:
+        assert len(status.regions) == 0
+    with pytest.raises(InferenceServerException, match="not supported"):
+        c.register_system_shared_memory("r0", "/ferroserve-test", 64)
+
+
+def test_health_bodies_and_unknown_model_readiness(server):
+    """The Open Inference Protocol's JSON health bodies, which the KServe SDK parses,
+    and Triton's 400 for the readiness of an unknown model."""
+    import json
+    import urllib.error
+    import urllib.request
+    for path, body in (("/v2/health/live", {"live": True}), ("/v2/health/ready", {"ready": True}),
+                       (f"/v2/models/{MODEL}/ready", {"name": MODEL, "ready": True})):
+        with urllib.request.urlopen(f"http://{server.http}{path}", timeout=10) as response:
+            assert response.status == 200
+            assert json.loads(response.read()) == body
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(f"http://{server.http}/v2/models/no-such-model/ready", timeout=10)
+    assert raised.value.code == 400
+    assert not httpclient.InferenceServerClient(server.http).is_model_ready("no-such-model")
+
+
+def test_raw_binary_request(server, expected):
+    """Triton's raw binary request: Inference-Header-Content-Length 0 and the body the
+    one input, here an encoded image."""
+    import json
+    import urllib.request
+    request = urllib.request.Request(
+        f"http://{server.http}/v2/models/{IMAGE_MODEL}/infer",
+        data=(IMAGES / "cat.jpg").read_bytes(), method="POST",
+        headers={"Inference-Header-Content-Length": "0", "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    logits = np.array(answer["outputs"][0]["data"], dtype=np.float32)
+    assert int(np.argmax(logits)) == expected["cat.jpg"]["top5"][0]["index"]

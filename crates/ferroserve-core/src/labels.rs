@@ -32,10 +32,10 @@ impl Labels {
         }
     }
 
-    /// Reads a labels file.
-    pub fn load(file: &Path) -> Result<Self, LabelsError> {
+    /// Reads the labels file `file`, named `shown` in errors.
+    pub fn load(file: &Path, shown: &Path) -> Result<Self, LabelsError> {
         let bytes = std::fs::read(file).map_err(|source| LabelsError::Read {
-            file: file.to_path_buf(),
+            file: shown.to_path_buf(),
             source,
         })?;
         match String::from_utf8(bytes) {
@@ -44,7 +44,7 @@ impl Labels {
                 let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
                 let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
                 Err(LabelsError::NotUtf8 {
-                    file: file.to_path_buf(),
+                    file: shown.to_path_buf(),
                     line,
                 })
             }
@@ -103,12 +103,12 @@ mod tests {
     fn errors_name_the_file() {
         let dir = tempfile::tempdir().expect("temp dir");
         let missing = dir.path().join("missing.txt");
-        let err = Labels::load(&missing).expect_err("missing file");
+        let err = Labels::load(&missing, &missing).expect_err("missing file");
         assert!(err.to_string().contains("missing.txt"), "{err}");
 
         let bad = dir.path().join("bad.txt");
         std::fs::write(&bad, b"ok\n\xff\xfe\n").expect("write");
-        let err = Labels::load(&bad).expect_err("not utf-8");
+        let err = Labels::load(&bad, &bad).expect_err("not utf-8");
         assert!(matches!(err, LabelsError::NotUtf8 { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("bad.txt"), "{err}");
     }

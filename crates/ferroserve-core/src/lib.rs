@@ -16,6 +16,6 @@ pub use config::{ConfigError, ModelConfig};
 pub use labels::{Labels, LabelsError};
 pub use preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
 pub use repository::{
-    ModelDescription, ModelEntry, ModelRepository, ModelVersion, RepositoryError,
+    Links, ModelDescription, ModelEntry, ModelRepository, ModelVersion, RepositoryError,
 };
 pub use tensor::{DataType, Tensor, TensorBuf, TensorRef, TensorSpec};

@@ -11,6 +11,13 @@
 //!
 //! Folders whose names are not positive integers (written without leading zeros) are
 //! not versions and are ignored, as are hidden folders at the top of the repository.
+//!
+//! The repository is a jail: every file the server opens in it (model folders,
+//! `config.pbtxt`, model files, label files) must resolve inside it once symbolic links
+//! are followed, unless the repository is opened with [`Links::Anywhere`] or names the
+//! folders links may also lead into. Error messages name files relative to the
+//! repository ([`ModelRepository::redact`]), so that a client never learns the server's
+//! paths.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,8 +44,8 @@ pub enum RepositoryError {
     NotADirectory { path: PathBuf },
 
     /// No model folder of that name.
-    #[error("no model '{name}' in repository {}", repository.display())]
-    ModelNotFound { name: String, repository: PathBuf },
+    #[error("no model '{name}' in the model repository")]
+    ModelNotFound { name: String },
 
     /// The model's `config.pbtxt` is invalid.
     #[error(transparent)]
@@ -64,6 +71,15 @@ pub enum RepositoryError {
     #[error("model file {} is missing", path.display())]
     MissingModelFile { path: PathBuf },
 
+    /// A file or folder resolves outside the repository (a `..` in a file name, or a
+    /// symbolic link leading out).
+    #[error("{} leads outside the model repository, which is not allowed (see --allow-links-outside-repository)", path.display())]
+    Outside { path: PathBuf },
+
+    /// A file name in the configuration leads outside the repository.
+    #[error("{}: {field} leads outside the model repository, which is not allowed (see --allow-links-outside-repository)", file.display())]
+    OutsideField { file: PathBuf, field: String },
+
     /// A labels file named by an output could not be loaded.
     #[error("{}: {field}: {source}", file.display())]
     Labels {
@@ -74,10 +90,29 @@ pub enum RepositoryError {
     },
 }
 
+impl Default for Links {
+    fn default() -> Self {
+        Links::Inside(Vec::new())
+    }
+}
+
 /// A model repository folder.
 #[derive(Debug, Clone)]
 pub struct ModelRepository {
     root: PathBuf,
+    /// Where the files opened may be, symbolic links followed: the repository's real
+    /// path and any folders allowed besides.
+    jail: Links,
+}
+
+/// Where the files of a repository may resolve to. The default is inside the
+/// repository only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Links {
+    /// Inside the repository, or inside one of these folders.
+    Inside(Vec<PathBuf>),
+    /// Anywhere: links may lead out of the repository.
+    Anywhere,
 }
 
 /// One model folder as listed by [`ModelRepository::index`].
@@ -127,7 +162,71 @@ impl ModelRepository {
         if !metadata.is_dir() {
             return Err(RepositoryError::NotADirectory { path: root });
         }
-        Ok(ModelRepository { root })
+        let real = root.canonicalize().map_err(|source| RepositoryError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(ModelRepository {
+            root,
+            jail: Links::Inside(vec![real]),
+        })
+    }
+
+    /// Lets symbolic links in the repository also lead into `folder` (KServe's
+    /// single-model layout links to the one model file).
+    pub fn allow_links_into(mut self, folder: &Path) -> Self {
+        if let (Links::Inside(folders), Ok(real)) = (&mut self.jail, folder.canonicalize()) {
+            folders.push(real);
+        }
+        self
+    }
+
+    /// Lets symbolic links lead anywhere (`--allow-links-outside-repository`).
+    pub fn allow_links_anywhere(mut self) -> Self {
+        self.jail = Links::Anywhere;
+        self
+    }
+
+    /// `path` (inside the repository folder) if it resolves inside the jail; a path that
+    /// does not exist passes, for whoever opens it to report.
+    fn inside(&self, path: PathBuf) -> Result<PathBuf, RepositoryError> {
+        let Links::Inside(folders) = &self.jail else {
+            return Ok(path);
+        };
+        match path.canonicalize() {
+            Ok(real) if !folders.iter().any(|f| real.starts_with(f)) => {
+                Err(RepositoryError::Outside {
+                    path: self.relative(&path),
+                })
+            }
+            _ => Ok(path),
+        }
+    }
+
+    /// `path` relative to the repository, as error messages name it.
+    fn relative(&self, path: &Path) -> PathBuf {
+        path.strip_prefix(&self.root).unwrap_or(path).to_path_buf()
+    }
+
+    /// `text` with the repository's location removed from every path in it, so that
+    /// files are named relative to the repository: for messages that reach clients,
+    /// whatever produced them (the engines name the model files they fail to read).
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        let real = match &self.jail {
+            Links::Inside(folders) => folders.first().cloned(),
+            Links::Anywhere => self.root.canonicalize().ok(),
+        };
+        for root in real.iter().chain([&self.root]) {
+            let root = root.display().to_string();
+            let root = root.trim_end_matches('/');
+            if root.is_empty() {
+                continue;
+            }
+            text = text.replace(&format!("{root}/"), "");
+            text = text.replace(root, "the model repository");
+        }
+        text
     }
 
     /// The repository folder.
@@ -152,7 +251,7 @@ impl ModelRepository {
                 has_config: folder.join(CONFIG_FILENAME).is_file(),
                 name,
                 versions,
-                error: error.map(|e| e.to_string()),
+                error: error.map(|e| self.redact(&e.to_string())),
             });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -171,14 +270,19 @@ impl ModelRepository {
         log_warnings: bool,
     ) -> Result<ModelDescription, RepositoryError> {
         let folder = self.model_folder(name)?;
-        let config_file = folder.join(CONFIG_FILENAME);
+        let config_file = self.inside(folder.join(CONFIG_FILENAME))?;
         let config = if config_file.exists() {
-            let mut config = ModelConfig::load(&config_file)?;
+            let text =
+                std::fs::read_to_string(&config_file).map_err(|source| ConfigError::Read {
+                    file: self.relative(&config_file),
+                    source,
+                })?;
+            let mut config = ModelConfig::parse(&text, &self.relative(&config_file))?;
             if config.name.is_empty() {
                 config.name = name.to_string();
             } else if config.name != name {
                 return Err(ConfigError::Invalid {
-                    file: config_file.display().to_string(),
+                    file: self.relative(&config_file).display().to_string(),
                     field: "name".into(),
                     message: format!(
                         "'{}' differs from the model folder name '{name}'",
@@ -205,9 +309,9 @@ impl ModelRepository {
         if let VersionPolicy::Specific { versions } = &policy {
             if let Some(&version) = versions.iter().find(|v| !found.contains(v)) {
                 return Err(RepositoryError::MissingVersion {
-                    file: config_file,
+                    file: self.relative(&config_file),
                     version,
-                    folder,
+                    folder: self.relative(&folder),
                 });
             }
         }
@@ -215,7 +319,7 @@ impl ModelRepository {
         if selected.is_empty() {
             return Err(RepositoryError::NoVersions {
                 model: name.to_string(),
-                folder,
+                folder: self.relative(&folder),
                 found,
             });
         }
@@ -225,9 +329,11 @@ impl ModelRepository {
         );
         let mut versions = Vec::with_capacity(selected.len());
         for version in selected {
-            let model_file = folder.join(version.to_string()).join(filename);
+            let model_file = self.inside(folder.join(version.to_string()).join(filename))?;
             if !model_file.exists() {
-                return Err(RepositoryError::MissingModelFile { path: model_file });
+                return Err(RepositoryError::MissingModelFile {
+                    path: self.relative(&model_file),
+                });
             }
             versions.push(ModelVersion {
                 version,
@@ -240,10 +346,18 @@ impl ModelRepository {
             if output.label_filename.is_empty() {
                 continue;
             }
-            let loaded = Labels::load(&folder.join(&output.label_filename)).map_err(|source| {
+            let field = format!("output[{i}].label_filename");
+            // Named by the field, not the path, which would show where it leads.
+            let file = self
+                .inside(folder.join(&output.label_filename))
+                .map_err(|_| RepositoryError::OutsideField {
+                    file: self.relative(&config_file),
+                    field: field.clone(),
+                })?;
+            let loaded = Labels::load(&file, &self.relative(&file)).map_err(|source| {
                 RepositoryError::Labels {
-                    file: config_file.clone(),
-                    field: format!("output[{i}].label_filename"),
+                    file: self.relative(&config_file),
+                    field,
                     source,
                 }
             })?;
@@ -268,11 +382,10 @@ impl ModelRepository {
             && !name.chars().any(std::path::is_separator);
         let folder = self.root.join(name);
         if plain && folder.is_dir() {
-            Ok(folder)
+            self.inside(folder)
         } else {
             Err(RepositoryError::ModelNotFound {
                 name: name.to_string(),
-                repository: self.root.clone(),
             })
         }
     }

@@ -171,12 +171,12 @@ fn load_error(scratch: &Scratch, name: &str) -> String {
 }
 
 #[test]
-fn load_errors_name_the_file() {
+fn load_errors_name_the_file_relative_to_the_repository() {
     let scratch = Scratch::new();
 
     scratch.write("renamed/config.pbtxt", "name: \"other\"");
     scratch.write("renamed/1/model.onnx", "onnx");
-    let config = scratch.path().join("renamed/config.pbtxt");
+    let config = Path::new("renamed/config.pbtxt");
     assert_eq!(
         load_error(&scratch, "renamed"),
         format!(
@@ -188,7 +188,7 @@ fn load_errors_name_the_file() {
     scratch.write("broken/config.pbtxt", "name: \"broken\"\ninput [ {\n");
     scratch.write("broken/1/model.onnx", "onnx");
     let message = load_error(&scratch, "broken");
-    let config = scratch.path().join("broken/config.pbtxt");
+    let config = Path::new("broken/config.pbtxt");
     assert!(
         message.starts_with(&format!("{}:3:1: ", config.display())),
         "{message}"
@@ -197,7 +197,7 @@ fn load_errors_name_the_file() {
     scratch.write("invalid/config.pbtxt", "max_batch_size: -4");
     scratch.write("invalid/1/model.onnx", "onnx");
     let message = load_error(&scratch, "invalid");
-    let config = scratch.path().join("invalid/config.pbtxt");
+    let config = Path::new("invalid/config.pbtxt");
     assert!(
         message.starts_with(&format!("{}: max_batch_size: ", config.display())),
         "{message}"
@@ -209,7 +209,7 @@ fn load_errors_name_the_file() {
         message,
         format!(
             "model file {} is missing",
-            scratch.path().join("nofile/2/model.onnx").display()
+            Path::new("nofile/2/model.onnx").display()
         )
     );
 
@@ -226,7 +226,7 @@ fn load_errors_name_the_file() {
         "version_policy { specific { versions: [ 2 ] } }",
     );
     scratch.write("pinned/1/model.onnx", "onnx");
-    let config = scratch.path().join("pinned/config.pbtxt");
+    let config = Path::new("pinned/config.pbtxt");
     assert!(load_error(&scratch, "pinned").starts_with(&format!(
         "{}: version_policy.specific.versions: version 2 has no folder",
         config.display()
@@ -238,12 +238,12 @@ fn load_errors_name_the_file() {
     );
     scratch.write("nolabels/1/model.onnx", "onnx");
     let message = load_error(&scratch, "nolabels");
-    let config = scratch.path().join("nolabels/config.pbtxt");
+    let config = Path::new("nolabels/config.pbtxt");
     assert!(
         message.starts_with(&format!(
             "{}: output[0].label_filename: cannot read labels file {}",
             config.display(),
-            scratch.path().join("nolabels/gone.txt").display()
+            Path::new("nolabels/gone.txt").display()
         )),
         "{message}"
     );
@@ -355,4 +355,117 @@ fn the_bundled_repository_loads() {
     assert!(index
         .iter()
         .any(|e| e.name == "efficientnet-lite0" && e.error.is_none() && e.has_config));
+}
+
+/// Every file the repository opens must resolve inside it; what errors say never shows
+/// where the repository is.
+#[test]
+fn the_repository_is_a_jail() {
+    let outside = tempfile::tempdir().expect("temporary folder");
+    let secret = outside.path().join("secret.txt");
+    fs::write(&secret, "the secret\n").expect("write");
+    fs::create_dir_all(outside.path().join("model/1")).expect("mkdir");
+    fs::write(outside.path().join("model/1/model.onnx"), "onnx").expect("write");
+
+    let scratch = Scratch::new();
+    let depth = scratch.path().components().count();
+    let up = "../".repeat(depth);
+    let through_dots = format!(
+        "{up}{}",
+        secret.display().to_string().trim_start_matches('/')
+    );
+    let config = |labels: &str| {
+        RESNET_CONFIG
+            .replace("name: \"resnet\"\n", "")
+            .replace("labels.txt", labels)
+    };
+    // A label_filename with `..`, and one that is absolute.
+    scratch.write("dots/config.pbtxt", &config(&through_dots));
+    scratch.write("dots/1/model.onnx", "onnx");
+    scratch.write(
+        "absolute/config.pbtxt",
+        &config(&secret.display().to_string()),
+    );
+    scratch.write("absolute/1/model.onnx", "onnx");
+    // labels.txt, a model file and a whole model folder linked to outside files.
+    scratch.write("linked-labels/config.pbtxt", &config("labels.txt"));
+    scratch.write("linked-labels/1/model.onnx", "onnx");
+    std::os::unix::fs::symlink(&secret, scratch.path().join("linked-labels/labels.txt"))
+        .expect("link");
+    scratch.mkdir("linked-file/1");
+    std::os::unix::fs::symlink(
+        outside.path().join("model/1/model.onnx"),
+        scratch.path().join("linked-file/1/model.onnx"),
+    )
+    .expect("link");
+    std::os::unix::fs::symlink(
+        outside.path().join("model"),
+        scratch.path().join("linked-folder"),
+    )
+    .expect("link");
+
+    let repository = scratch.open();
+    for name in [
+        "dots",
+        "absolute",
+        "linked-labels",
+        "linked-file",
+        "linked-folder",
+    ] {
+        let error = repository.load(name).expect_err(name);
+        assert!(
+            matches!(
+                error,
+                RepositoryError::Outside { .. } | RepositoryError::OutsideField { .. }
+            ),
+            "{name}: {error}"
+        );
+        let message = repository.redact(&error.to_string());
+        assert!(
+            message.contains("outside the model repository"),
+            "{message}"
+        );
+        for place in [scratch.path(), outside.path()] {
+            assert!(
+                !message.contains(&*place.display().to_string()),
+                "{message}"
+            );
+        }
+    }
+    for entry in repository.index().expect("index") {
+        let message = entry.error.unwrap_or_default();
+        assert!(
+            !message.contains(&*scratch.path().display().to_string()),
+            "{message}"
+        );
+    }
+
+    // Allowed on request: anywhere, or into one named folder.
+    let anywhere = scratch.open().allow_links_anywhere();
+    let labels = anywhere
+        .load("linked-labels")
+        .expect("links may lead anywhere");
+    assert_eq!(labels.labels["logits"].get(0), Some("the secret"));
+    let into = scratch.open().allow_links_into(outside.path());
+    into.load("linked-file")
+        .expect("links may lead into the named folder");
+    into.load("linked-folder")
+        .expect("links may lead into the named folder");
+}
+
+#[test]
+fn errors_name_files_relative_to_the_repository() {
+    let scratch = Scratch::new();
+    scratch.write("broken/config.pbtxt", "max_batch_size: \"eight\"\n");
+    scratch.write("broken/1/model.onnx", "onnx");
+    let repository = scratch.open();
+    let message = repository.load("broken").expect_err("invalid").to_string();
+    assert!(message.starts_with("broken/config.pbtxt"), "{message}");
+    let root = scratch.path().display().to_string();
+    assert_eq!(
+        repository.redact(&format!(
+            "cannot load {root}/broken/1/model.onnx from {root}"
+        )),
+        "cannot load broken/1/model.onnx from the model repository"
+    );
 }

@@ -283,8 +283,16 @@ fn input_value<'a>(
         DataType::Int16 => view!(i16),
         DataType::Int32 => view!(i32),
         DataType::Int64 => view!(i64),
+        DataType::Fp16 => view!(half::f16),
         DataType::Fp32 => view!(f32),
         DataType::Fp64 => view!(f64),
+        // `bool` is not plain bytes to Rust: the 0/1 bytes (checked at admission) are
+        // copied into an owned tensor.
+        DataType::Bool => {
+            let values: Vec<bool> = input.data.iter().map(|&b| b != 0).collect();
+            ort::value::Tensor::from_array((input.shape.to_vec(), values))
+                .map(|tensor| SessionInputValue::from(tensor.into_dyn()))
+        }
         other => return Err(unsupported(other)),
     };
     value.map_err(|e| EngineError::InvalidInput(e.to_string()))
@@ -319,8 +327,18 @@ fn copy_output(value: &DynValue, out: &mut Tensor) -> Result<(), EngineError> {
         Some(DataType::Int16) => copy!(i16, DataType::Int16),
         Some(DataType::Int32) => copy!(i32, DataType::Int32),
         Some(DataType::Int64) => copy!(i64, DataType::Int64),
+        Some(DataType::Fp16) => copy!(half::f16, DataType::Fp16),
         Some(DataType::Fp32) => copy!(f32, DataType::Fp32),
         Some(DataType::Fp64) => copy!(f64, DataType::Fp64),
+        Some(DataType::Bool) => {
+            let (shape, data) = value
+                .try_extract_tensor::<bool>()
+                .map_err(|e| EngineError::Run(e.to_string()))?;
+            reshape(out, DataType::Bool, shape)?;
+            for (byte, &value) in out.data.as_bytes_mut().iter_mut().zip(data) {
+                *byte = u8::from(value);
+            }
+        }
         Some(other) => return Err(unsupported(other)),
         None => return Err(EngineError::Run(format!("unsupported output type {ty:?}"))),
     }

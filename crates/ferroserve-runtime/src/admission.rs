@@ -154,7 +154,7 @@ impl Signature {
         for input in inputs {
             let slot = self.inputs.get(input.name()).ok_or_else(|| {
                 invalid(format!(
-                    "unknown input '{}' for model '{}' (inputs: {})",
+                    "unexpected inference input '{}' for model '{}' (inputs: {})",
                     input.name(),
                     self.model,
                     self.input_names
@@ -204,7 +204,16 @@ impl Signature {
         let inputs = slots
             .into_iter()
             .zip(&self.engine_inputs)
-            .map(|(slot, name)| slot.ok_or_else(|| invalid(format!("missing input '{name}'"))))
+            .map(|(slot, name)| {
+                slot.ok_or_else(|| {
+                    invalid(format!(
+                        "expected {} inputs but got {} inputs for model '{}': missing input '{name}'",
+                        self.engine_inputs.len(),
+                        inputs.len(),
+                        self.model
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Admitted {
             inputs,
@@ -226,8 +235,9 @@ impl Signature {
         };
         if input.dtype() != dtype {
             return Err(invalid(format!(
-                "input '{name}' must be {dtype}, got {}",
-                input.dtype()
+                "inference input '{name}' data-type is '{}', but model '{}' expects '{dtype}': input '{name}' must be {dtype}",
+                input.dtype(),
+                self.model
             )));
         }
         let shape = input.shape();
@@ -247,7 +257,8 @@ impl Signature {
             let mut expected = if batched { vec![-1] } else { Vec::new() };
             expected.extend_from_slice(dims);
             return Err(invalid(format!(
-                "input '{name}' must have shape {expected:?}, got {shape:?}"
+                "unexpected shape for input '{name}' for model '{}'. Expected {expected:?}, got {shape:?}",
+                self.model
             )));
         }
         if dtype == DataType::Bool && data.iter().any(|&b| b > 1) {
@@ -303,7 +314,7 @@ impl Signature {
             }
             let position = *self.outputs.get(&output.name).ok_or_else(|| {
                 invalid(format!(
-                    "unknown output '{}' for model '{}'",
+                    "unexpected inference output '{}' for model '{}'",
                     output.name, self.model
                 ))
             })?;

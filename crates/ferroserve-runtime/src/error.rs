@@ -14,9 +14,10 @@ use ferroserve_vision::VisionError;
 /// Why a request was not served.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ServeError {
-    #[error("unknown model '{0}'")]
+    /// Worded as Triton words it, which clients match on.
+    #[error("Request for unknown model: '{0}' is not found")]
     ModelNotFound(String),
-    #[error("model '{model}' has no version {version}")]
+    #[error("Request for unknown model: '{model}' version {version} is not found")]
     VersionNotFound { model: String, version: u64 },
     #[error("model '{0}' is not ready")]
     ModelNotReady(String),
@@ -49,12 +50,9 @@ pub enum ServeError {
     Timeout(Duration),
     #[error("the server is shutting down")]
     ShuttingDown,
-    #[error("failed to load model '{model}': {source}")]
-    LoadFailed {
-        model: String,
-        #[source]
-        source: Arc<LoadError>,
-    },
+    /// The reason names files relative to the repository.
+    #[error("failed to load model '{model}': {reason}")]
+    LoadFailed { model: String, reason: String },
     #[error("inference failed: {0}")]
     Engine(#[source] Arc<EngineError>),
     /// The model's output is not what the request needs (say, scores to classify).
@@ -62,8 +60,9 @@ pub enum ServeError {
     UnusableOutput(String),
     #[error("the model worker stopped")]
     WorkerStopped,
+    /// The reason names files relative to the repository.
     #[error("cannot read the model repository: {0}")]
-    Repository(#[source] Arc<RepositoryError>),
+    Repository(String),
 }
 
 impl ServeError {

@@ -79,6 +79,66 @@ where
     Ok((dtype, dims, elements))
 }
 
+/// The one input of a model, as a raw binary request (Triton's binary tensor data
+/// extension with `Inference-Header-Content-Length: 0`) fills it: the whole body is the
+/// tensor's data, and its name, datatype and shape come from the model's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawInput {
+    pub name: String,
+    pub dtype: DataType,
+    /// The configured dims, `-1` for a dimension of any size.
+    pub dims: Vec<i64>,
+    /// Whether the model batches: the body is then one batch row.
+    pub batched: bool,
+}
+
+impl RawInput {
+    /// The input the body makes: a `BYTES` input holds the whole body as its one
+    /// element; any other datatype takes its shape from the dims, one of which may be
+    /// `-1` and is then worked out from the body's length.
+    pub fn input(&self, body: Bytes) -> Result<InferInput, ServeError> {
+        let place = Place::Input(&self.name);
+        let mut shape: Vec<usize> = if self.batched { vec![1] } else { Vec::new() };
+        let known: usize = self
+            .dims
+            .iter()
+            .filter(|&&d| d >= 0)
+            .map(|&d| d as usize)
+            .product();
+        let open = self.dims.iter().filter(|&&d| d < 0).count();
+        if self.dtype == DataType::Bytes {
+            if known != 1 {
+                return Err(ServeError::InvalidRequest(format!(
+                    "a raw binary request is one BYTES element, but {place} has dims {:?}",
+                    self.dims
+                )));
+            }
+            shape.extend(self.dims.iter().map(|_| 1));
+            return InferInput::strings(self.name.clone(), shape, vec![body]);
+        }
+        let element = self.dtype.size().unwrap_or(1);
+        let open_size = match open {
+            0 => 1,
+            1 if known > 0 && body.len().is_multiple_of(known * element) => {
+                body.len() / (known * element)
+            }
+            _ => {
+                return Err(ServeError::InvalidRequest(format!(
+                    "a raw binary request's shape cannot be worked out: {place} has dims {:?} and the body {} bytes",
+                    self.dims,
+                    body.len()
+                )))
+            }
+        };
+        shape.extend(
+            self.dims
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(open_size)),
+        );
+        InferInput::tensor(self.name.clone(), self.dtype, shape, body)
+    }
+}
+
 /// One input tensor of a request. Built only through [`InferInput::tensor`] and
 /// [`InferInput::strings`], which check the data against the shape once, so that
 /// nothing after the front end checks it again.

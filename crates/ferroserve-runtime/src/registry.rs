@@ -281,11 +281,12 @@ impl ModelRegistry {
                 tracing::error!(model = name, "{error}");
                 let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
                 let slot = models.entry(name.to_string()).or_default();
-                slot.reason = Some(error.to_string());
+                let reason = self.repository.redact(&error.to_string());
+                slot.reason = Some(reason.clone());
                 slot.fingerprint = fingerprint;
                 Err(ServeError::LoadFailed {
                     model: name.to_string(),
-                    source: Arc::new(error),
+                    reason,
                 })
             }
         }
@@ -362,7 +363,7 @@ impl ModelRegistry {
         let on_disk = self
             .repository
             .index()
-            .map_err(|e| ServeError::Repository(Arc::new(e)))?;
+            .map_err(|e| ServeError::Repository(self.repository.redact(&e.to_string())))?;
         let models = self.models.read().unwrap_or_else(|e| e.into_inner());
         let mut entries = Vec::new();
         let mut names: Vec<&str> = on_disk.iter().map(|e| e.name.as_str()).collect();

@@ -10,20 +10,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferroserve_core::cache::ResponseCache;
-use ferroserve_core::{ModelConfig, ModelRepository};
+use ferroserve_core::{Links, ModelConfig, ModelRepository};
 use tokio::sync::oneshot;
 
 use crate::admission::{Admitted, AdmittedInput};
 use crate::cache;
 use crate::error::{LoadError, ServeError};
 use crate::infer::{
-    Classified, InferRequest, InferResponse, ModelMetadata, RepositoryEntry, TensorMetadata,
-    Timings,
+    Classified, InferRequest, InferResponse, ModelMetadata, RawInput, RepositoryEntry,
+    TensorMetadata, Timings,
 };
 use crate::preprocess::PreprocessPool;
 use crate::registry::{LoadOptions, ModelRegistry, ServedModel};
 use crate::respond;
-use crate::scheduler::{Job, JobResult, JobTensor};
+use crate::scheduler::{Job, JobResult, JobTensor, Reserved};
 use crate::stats::ModelStatistics;
 
 /// The server name both front ends report.
@@ -76,6 +76,8 @@ pub struct RuntimeOptions {
     pub load: LoadOptions,
     /// Threads decoding and preprocessing images.
     pub preprocess_threads: usize,
+    /// Where symbolic links in the repository may lead besides the repository itself.
+    pub links: Links,
     /// Bytes the response cache may hold; 0 turns it off. Only models whose
     /// configuration sets `response_cache { enable: true }` use it.
     pub cache_bytes: usize,
@@ -111,7 +113,13 @@ impl Runtime {
     /// [`load_startup_models`](Self::load_startup_models) has run.
     pub fn new(options: &RuntimeOptions) -> Result<Arc<Runtime>, ServeError> {
         let repository = ModelRepository::open(&options.model_repository)
-            .map_err(|e| ServeError::Repository(Arc::new(e)))?;
+            .map_err(|e| ServeError::Repository(e.to_string()))?;
+        let repository = match &options.links {
+            Links::Anywhere => repository.allow_links_anywhere(),
+            Links::Inside(folders) => folders
+                .iter()
+                .fold(repository, |r, folder| r.allow_links_into(folder)),
+        };
         Ok(Arc::new(Runtime {
             models: Arc::new(ModelRegistry::new(repository, options.load.clone())),
             preprocess: PreprocessPool::start(
@@ -170,7 +178,18 @@ impl Runtime {
 
     /// Whether the model (version) is loaded, warmed up and accepting requests.
     pub fn model_ready(&self, model: &str, version: Option<u64>) -> bool {
-        self.ready() && self.models.get(model, version).is_ok()
+        self.model_readiness(model, version).is_ok()
+    }
+
+    /// Why the model (version) is not ready, if it is not: unknown, no such version, not
+    /// loaded, or the server not ready.
+    pub fn model_readiness(&self, model: &str, version: Option<u64>) -> Result<(), ServeError> {
+        self.models.get(model, version)?;
+        if self.ready() {
+            Ok(())
+        } else {
+            Err(ServeError::ModelNotReady(model.to_string()))
+        }
     }
 
     fn served(&self, model: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
@@ -235,6 +254,36 @@ impl Runtime {
         })
     }
 
+    /// Whether a request for the model would find room in its queue now: checked before
+    /// a large body is read, so that an overloaded server refuses at once what it would
+    /// refuse anyway. A hint; the queue refuses for certain at submission.
+    pub fn has_room(&self, model: &str, version: Option<u64>) -> Result<(), ServeError> {
+        let served = self.served(model, version)?;
+        if served.scheduler.has_room() {
+            Ok(())
+        } else {
+            Err(ServeError::QueueFull(model.to_string()))
+        }
+    }
+
+    /// The one input a raw binary request fills; refused for a model with more than one.
+    pub fn raw_input(&self, model: &str, version: Option<u64>) -> Result<RawInput, ServeError> {
+        let served = self.served(model, version)?;
+        let config = &served.model.config;
+        match config.input.as_slice() {
+            [input] => Ok(RawInput {
+                name: input.name.clone(),
+                dtype: input.data_type,
+                dims: input.dims.clone(),
+                batched: config.max_batch_size() > 0,
+            }),
+            inputs => Err(ServeError::InvalidRequest(format!(
+                "a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input; model '{model}' has {}",
+                inputs.len()
+            ))),
+        }
+    }
+
     /// The model's configuration, completed from the model itself.
     pub fn model_config(
         &self,
@@ -288,7 +337,7 @@ impl Runtime {
         if !plain_name {
             return Err(ServeError::LoadFailed {
                 model: model.to_string(),
-                source: Arc::new(LoadError::BadName(model.to_string())),
+                reason: LoadError::BadName(model.to_string()).to_string(),
             });
         }
         if !self.models.repository().root().join(model).is_dir() {
@@ -429,6 +478,8 @@ impl Runtime {
         timeout: Option<Duration>,
         started: Instant,
     ) -> Result<Computed, ServeError> {
+        // The queue's place first: no image is decoded for a job the queue would refuse.
+        let place = served.scheduler.reserve()?;
         let mut preprocess = Duration::ZERO;
         let mut inputs = Vec::with_capacity(admitted.inputs.len());
         for input in admitted.inputs {
@@ -445,7 +496,7 @@ impl Runtime {
         if !preprocess.is_zero() {
             served.telemetry.preprocessed(preprocess);
         }
-        let result = submit(served, inputs, admitted.rows, timeout, started).await?;
+        let result = submit(place, inputs, admitted.rows, timeout, started).await?;
         Ok(Computed {
             outputs: result.outputs,
             timings: Timings {
@@ -497,10 +548,9 @@ struct Computed {
     timings: Timings,
 }
 
-/// Records a finished request of `rows` batch rows in the model's telemetry; every
-/// request that reached the model counts, refused ones too.
+/// Queues a job of `rows` batch rows in the place held for it and waits for its result.
 async fn submit(
-    served: &ServedModel,
+    place: Reserved<'_>,
     inputs: Vec<JobTensor>,
     rows: usize,
     timeout: Option<Duration>,
@@ -514,6 +564,6 @@ async fn submit(
         deadline: timeout.map(|t| started + t),
         reply,
     };
-    served.scheduler.submit(job)?;
+    place.submit(job)?;
     result.await.map_err(|_| ServeError::WorkerStopped)?
 }

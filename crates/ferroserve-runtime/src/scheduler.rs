@@ -93,6 +93,9 @@ impl Job {
 /// The queue the workers share.
 struct Queue {
     jobs: VecDeque<Job>,
+    /// Places held for jobs still being prepared ([`Scheduler::reserve`]); they count
+    /// against the capacity as queued jobs do.
+    reserved: usize,
     closed: bool,
 }
 
@@ -239,6 +242,7 @@ impl Scheduler {
             state: Mutex::new(State {
                 queue: Queue {
                     jobs: VecDeque::with_capacity(options.capacity.max(1)),
+                    reserved: 0,
                     closed: false,
                 },
                 settings: Settings {
@@ -277,13 +281,41 @@ impl Scheduler {
 
     /// Queues a job, or refuses it at once when the queue is full or closed.
     pub fn submit(&self, job: Job) -> Result<(), ServeError> {
+        self.reserve()?.submit(job)
+    }
+
+    /// Holds a place in the queue for a job still to be prepared, so that no work goes
+    /// into a job the queue would refuse; refused at once when the queue is full or
+    /// closed. The place is given back if the job is never submitted.
+    pub fn reserve(&self) -> Result<Reserved<'_>, ServeError> {
         let mut state = self.shared.lock();
         let queue = &mut state.queue;
         if queue.closed {
             return Err(ServeError::ShuttingDown);
         }
-        if queue.jobs.len() >= self.shared.capacity {
+        if queue.jobs.len() + queue.reserved >= self.shared.capacity {
             return Err(ServeError::QueueFull(self.shared.model.clone()));
+        }
+        queue.reserved += 1;
+        Ok(Reserved {
+            scheduler: self,
+            held: true,
+        })
+    }
+
+    /// Whether a job would find a place in the queue now (a hint: by the time the job
+    /// is submitted, the queue may have filled).
+    pub fn has_room(&self) -> bool {
+        let state = self.shared.lock();
+        !state.queue.closed && state.queue.jobs.len() + state.queue.reserved < self.shared.capacity
+    }
+
+    fn submit_reserved(&self, job: Job) -> Result<(), ServeError> {
+        let mut state = self.shared.lock();
+        let queue = &mut state.queue;
+        queue.reserved -= 1;
+        if queue.closed {
+            return Err(ServeError::ShuttingDown);
         }
         queue.jobs.push_back(job);
         self.shared.telemetry.queue_depth(queue.jobs.len());
@@ -325,6 +357,28 @@ impl Scheduler {
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for worker in workers {
             let _ = worker.join();
+        }
+    }
+}
+
+/// A place held in a scheduler's queue ([`Scheduler::reserve`]).
+pub struct Reserved<'a> {
+    scheduler: &'a Scheduler,
+    held: bool,
+}
+
+impl Reserved<'_> {
+    /// Queues the job in the place held for it.
+    pub fn submit(mut self, job: Job) -> Result<(), ServeError> {
+        self.held = false;
+        self.scheduler.submit_reserved(job)
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.scheduler.shared.lock().queue.reserved -= 1;
         }
     }
 }
@@ -563,6 +617,7 @@ mod tests {
     fn queue(jobs: Vec<Job>) -> Queue {
         Queue {
             jobs: jobs.into(),
+            reserved: 0,
             closed: false,
         }
     }
@@ -730,6 +785,25 @@ mod tests {
         scheduler.close();
         let (d, _rd) = job(1, now);
         assert!(matches!(scheduler.submit(d), Err(ServeError::ShuttingDown)));
+    }
+
+    #[test]
+    fn a_reserved_place_counts_until_submitted_or_given_back() {
+        let scheduler = scheduler(vec![Vec::new()], 2, true);
+        let now = Instant::now();
+        let first = scheduler.reserve().unwrap();
+        let second = scheduler.reserve().unwrap();
+        assert!(!scheduler.has_room());
+        assert!(matches!(scheduler.reserve(), Err(ServeError::QueueFull(_))));
+        let (a, _ra) = job(1, now);
+        assert!(matches!(scheduler.submit(a), Err(ServeError::QueueFull(_))));
+        // Given back unused: the place is free again.
+        drop(second);
+        assert!(scheduler.has_room());
+        let (b, _rb) = job(1, now);
+        first.submit(b).unwrap();
+        assert_eq!(scheduler.queue_depth(), 1);
+        assert!(scheduler.has_room());
     }
 
     /// Panics on its first run, then copies its input to its output.

@@ -12,11 +12,14 @@
 mod config;
 mod tensors;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::codegen::BoxStream;
+use tonic::codegen::{BoxFuture, BoxStream, Service};
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -24,6 +27,7 @@ use ferroserve_runtime::{Runtime, ServeError};
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::*;
 
+use crate::access::{AccessRules, ApiGroup};
 use crate::status::grpc;
 
 /// The protocol's messages, generated in `ferroserve-protocol`.
@@ -34,12 +38,67 @@ pub use ferroserve_protocol::MAX_MESSAGE_BYTES;
 /// Responses of one `ModelStreamInfer` call that may wait for the client to read them.
 const STREAM_BUFFER: usize = 64;
 
-/// The gRPC service over `runtime`, with messages of up to [`MAX_MESSAGE_BYTES`] both
-/// ways. Serve it with `tonic::transport::Server::builder().add_service(...)`.
-pub fn service(runtime: Arc<Runtime>) -> GrpcInferenceServiceServer<InferenceService> {
-    GrpcInferenceServiceServer::new(InferenceService { runtime })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+/// The gRPC service over `runtime`, under the `access` rules, with messages of up to
+/// `max_message_bytes` both ways. Serve it with
+/// `tonic::transport::Server::builder().add_service(...)`.
+pub fn service(
+    runtime: Arc<Runtime>,
+    access: Arc<AccessRules>,
+    max_message_bytes: usize,
+) -> Guarded<GrpcInferenceServiceServer<InferenceService>> {
+    let inner = GrpcInferenceServiceServer::new(InferenceService { runtime })
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    Guarded { inner, access }
+}
+
+/// A gRPC service behind the access rules (UNAUTHENTICATED without the key of a
+/// restricted method's group), whose answer to an over-size message is
+/// RESOURCE_EXHAUSTED, as gRPC specifies, where tonic answers OUT_OF_RANGE.
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    access: Arc<AccessRules>,
+}
+
+impl<S: NamedService> NamedService for Guarded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Guarded<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let group = ApiGroup::of_grpc_path(request.uri().path());
+        if let Err(denied) = self.access.check(group, request.headers()) {
+            let status = Status::unauthenticated(denied.to_string());
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let headers = response.headers_mut();
+            let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+                && headers.get("grpc-message").is_some_and(|m| {
+                    String::from_utf8_lossy(m.as_bytes()).contains("too%20large")
+                        || String::from_utf8_lossy(m.as_bytes()).contains("too large")
+                });
+            if too_large {
+                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// `inference.GRPCInferenceService` over a [`Runtime`].

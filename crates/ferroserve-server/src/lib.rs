@@ -3,6 +3,8 @@
 //! ([`serve::run`]: listeners, repository polling, the tuner, shutdown). Each error of
 //! the runtime is answered as [`status::of`] says, on both protocols.
 
+pub mod access;
+pub mod connections;
 pub mod grpc;
 pub mod http;
 pub mod serve;

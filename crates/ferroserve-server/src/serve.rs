@@ -3,16 +3,15 @@
 //! when asked, and on SIGINT/SIGTERM stop accepting, answer every accepted request and
 //! exit.
 
-use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use ferroserve_runtime::{ModelControlMode, Runtime, RuntimeOptions, ServeError};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
+use crate::access::AccessRules;
+use crate::connections::{self, ConnectionLimits, Tls, TlsFiles};
 use crate::http::HttpLimits;
 
 /// Everything `ferroserve serve` needs.
@@ -37,6 +36,14 @@ pub struct ServeConfig {
     /// Threads of the async runtime that handles connections.
     pub io_threads: usize,
     pub http_limits: HttpLimits,
+    /// Connection cap, health headroom and header timeout, on each port.
+    pub connections: ConnectionLimits,
+    /// Serve HTTP and gRPC over TLS with these files (the metrics port stays plain).
+    pub tls: Option<TlsFiles>,
+    /// Largest gRPC message, either way; larger ones get RESOURCE_EXHAUSTED.
+    pub grpc_max_message_bytes: usize,
+    /// Which APIs need a key, and which browser origins may call across origins.
+    pub access: AccessRules,
     /// `--tune`: the p99 target and the measuring window.
     pub tune: Option<TuneConfig>,
     /// Send small responses at once (TCP_NODELAY); off only to measure what it is worth.
@@ -75,6 +82,8 @@ pub enum RunError {
     Grpc(#[from] tonic::transport::Error),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("requests were still in flight after the exit timeout of {0:?}")]
     ExitTimeout(Duration),
 }
@@ -94,6 +103,13 @@ pub struct Server {
     listeners: Listeners,
     addresses: Addresses,
     metrics: ferroserve_runtime::metrics::PrometheusHandle,
+    tls: Option<PortsTls>,
+}
+
+/// The TLS of the HTTP port (offering HTTP/2 and HTTP/1.1) and of the gRPC port (HTTP/2).
+struct PortsTls {
+    http: Arc<Tls>,
+    grpc: Arc<Tls>,
 }
 
 /// Where a bound server listens (the ports are known even when 0 was asked for).
@@ -142,6 +158,15 @@ impl Server {
             grpc: listeners.grpc.as_ref().map(local).transpose()?,
             metrics: local(&listeners.metrics)?,
         };
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(PortsTls {
+                http: Arc::new(
+                    Tls::new(files.clone(), &["h2", "http/1.1"]).map_err(RunError::Tls)?,
+                ),
+                grpc: Arc::new(Tls::new(files.clone(), &["h2"]).map_err(RunError::Tls)?),
+            }),
+        };
         let runtime = Runtime::new(&config.runtime)?;
         Ok(Server {
             io,
@@ -150,6 +175,7 @@ impl Server {
             listeners,
             addresses,
             metrics,
+            tls,
         })
     }
 
@@ -174,19 +200,36 @@ impl Server {
             listeners,
             addresses,
             metrics,
+            tls,
         } = self;
-        io.block_on(serve(runtime, config, listeners, addresses, metrics, stop))
+        let ports = Ports {
+            listeners,
+            addresses,
+            tls,
+        };
+        io.block_on(serve(runtime, config, ports, metrics, stop))
     }
+}
+
+/// The bound ports, where they are, and their TLS.
+struct Ports {
+    listeners: Listeners,
+    addresses: Addresses,
+    tls: Option<PortsTls>,
 }
 
 async fn serve(
     runtime: Arc<Runtime>,
     config: ServeConfig,
-    listeners: Listeners,
-    addresses: Addresses,
+    ports: Ports,
     metrics: ferroserve_runtime::metrics::PrometheusHandle,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let Ports {
+        listeners,
+        addresses,
+        tls,
+    } = ports;
     let (shutdown, _) = tokio::sync::watch::channel(false);
     if runtime.control_mode() == ModelControlMode::Poll {
         let runtime = runtime.clone();
@@ -203,38 +246,54 @@ async fn serve(
             })?;
     }
     let nodelay = config.nodelay;
+    let access = Arc::new(config.access.clone());
     let mut tasks = tokio::task::JoinSet::new();
+    let limits = config.connections;
+    let health = crate::http::health_router(runtime.clone());
     if let Some(http) = listeners.http {
-        let serving = axum::serve(
-            http.tap_io(move |tcp| no_delay(tcp, nodelay)),
-            crate::http::router(runtime.clone(), config.http_limits),
-        )
-        .with_graceful_shutdown(wait(shutdown.clone()))
-        .into_future();
+        let app = crate::http::router(runtime.clone(), config.http_limits, access.clone());
+        let serving = connections::serve_http(
+            http,
+            app,
+            health.clone(),
+            limits,
+            tls.as_ref().map(|t| t.http.clone()),
+            nodelay,
+            shutdown.subscribe(),
+        );
         tasks.spawn(async move {
-            serving
-                .await
-                .map_err(|source| io_error("HTTP server", source))
+            serving.await;
+            Ok(())
         });
     }
-    let serving = axum::serve(
-        listeners.metrics.tap_io(move |tcp| no_delay(tcp, nodelay)),
+    let serving = connections::serve_http(
+        listeners.metrics,
         crate::http::metrics_router(metrics, runtime.clone()),
-    )
-    .with_graceful_shutdown(wait(shutdown.clone()))
-    .into_future();
+        health,
+        limits,
+        None,
+        nodelay,
+        shutdown.subscribe(),
+    );
     tasks.spawn(async move {
-        serving
-            .await
-            .map_err(|source| io_error("metrics server", source))
+        serving.await;
+        Ok(())
     });
     if let Some(grpc) = listeners.grpc {
+        let service = crate::grpc::service(
+            runtime.clone(),
+            access.clone(),
+            config.grpc_max_message_bytes,
+        );
+        let incoming =
+            connections::grpc_incoming(grpc, limits, tls.as_ref().map(|t| t.grpc.clone()), nodelay);
         let serving = tonic::transport::Server::builder()
-            .add_service(crate::grpc::service(runtime.clone()))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(grpc).with_nodelay(Some(nodelay)),
-                wait(shutdown.clone()),
-            );
+            .max_concurrent_streams(GRPC_MAX_STREAMS)
+            .http2_max_header_list_size(GRPC_MAX_HEADER_BYTES)
+            .http2_keepalive_interval(Some(Duration::from_secs(60)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, wait(shutdown.clone()));
         tasks.spawn(async move { serving.await.map_err(RunError::Grpc) });
     }
     let loader = runtime.clone();
@@ -265,9 +324,10 @@ async fn serve(
         .map_err(|_| RunError::ExitTimeout(config.exit_timeout))?
 }
 
-fn io_error(what: &'static str, source: std::io::Error) -> RunError {
-    RunError::Io { what, source }
-}
+/// Streams one gRPC connection may have open at once.
+const GRPC_MAX_STREAMS: u32 = 256;
+/// Largest header block of a gRPC request.
+const GRPC_MAX_HEADER_BYTES: u32 = 32 * 1024;
 
 /// The line users wait for: where to connect, what is served, and a first command.
 fn announce(runtime: &Runtime, config: &ServeConfig, addresses: Addresses) {
@@ -303,14 +363,6 @@ fn announce(runtime: &Runtime, config: &ServeConfig, addresses: Addresses) {
             "try: curl -s --data-binary @image.jpg 'http://{host}:{}/v2/models/{example}/classify?top_k=3'",
             http.port()
         );
-    }
-}
-
-/// Small responses go out at once instead of waiting for the client's delayed ACK
-/// (Nagle's algorithm costs up to 40 ms per request otherwise).
-fn no_delay(tcp: &mut tokio::net::TcpStream, on: bool) {
-    if let Err(e) = tcp.set_nodelay(on) {
-        tracing::debug!("cannot set TCP_NODELAY: {e}");
     }
 }
 

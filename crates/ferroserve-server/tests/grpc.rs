@@ -798,3 +798,53 @@ async fn repository_load_and_unload_in_explicit_mode() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 }
+
+/// The same restriction rules as HTTP: a restricted method without its key is
+/// UNAUTHENTICATED; with it (or as a Bearer token) it is served; health stays open.
+#[tokio::test(flavor = "multi_thread")]
+async fn restricted_methods_need_their_key() {
+    let mut config = support::config(support::bundled_models(), ModelControlMode::Explicit);
+    config.runtime.startup_models = vec![MODEL.into()];
+    config.access = ferroserve_server::access::AccessRules::new(
+        vec!["inference:x-api-key=k1".parse().unwrap()],
+        vec![],
+    )
+    .unwrap();
+    let server = TestServer::start(config);
+    let mut client = connect(&server).await;
+    let live = client.server_live(ServerLiveRequest {}).await.unwrap();
+    assert!(live.into_inner().live);
+    let refused = client
+        .model_infer(raw_request(&["cat.jpg"]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("x-api-key"), "{refused:?}");
+    for (key, value) in [("x-api-key", "k1"), ("authorization", "Bearer k1")] {
+        let mut request = tonic::Request::new(raw_request(&["cat.jpg"]));
+        request.metadata_mut().insert(key, value.parse().unwrap());
+        let response = client.model_infer(request).await.unwrap().into_inner();
+        assert_matches_reference("cat.jpg", &f32s(&response.raw_output_contents[0]));
+    }
+}
+
+/// A message over the limit is RESOURCE_EXHAUSTED, as gRPC specifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_over_size_message_is_resource_exhausted() {
+    let mut config = support::config(support::bundled_models(), ModelControlMode::Explicit);
+    config.runtime.startup_models = vec![MODEL.into()];
+    config.grpc_max_message_bytes = 64 * 1024;
+    let server = TestServer::start(config);
+    let mut client = connect(&server).await;
+    let refused = client
+        .model_infer(raw_request(&["cat.jpg"]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let ready = client
+        .server_ready(ServerReadyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ready.ready);
+}

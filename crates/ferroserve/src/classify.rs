@@ -82,6 +82,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
             naive: Default::default(),
         },
         preprocess_threads,
+        links: Default::default(),
         cache_bytes: 0,
     })?;
     let Some(served) = runtime

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod classify;
+mod config;
 mod serve;
 
 /// ferroserve: a low-latency inference server for ONNX image classifiers.
@@ -48,6 +49,9 @@ enum Command {
     /// Measure a server's throughput and latency percentiles under load (closed or open
     /// loop, HTTP, gRPC or images), or the engine alone in this process.
     Bench(ferroserve_bench::BenchArgs),
+    /// Check a Triton model repository without serving it, or print a model's
+    /// completed configuration.
+    Config(config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Classify(args) => classify::run(args),
+        Command::Config(args) => config::run(args),
         Command::Bench(mut args) => {
             args.model_repository
                 .get_or_insert_with(default_model_repository);

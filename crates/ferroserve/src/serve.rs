@@ -5,8 +5,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferroserve_core::Links;
 use ferroserve_engine::{EngineKind, EngineOptions};
 use ferroserve_runtime::{LoadOptions, ModelControlMode, Naive, RuntimeOptions};
+use ferroserve_server::access::{AccessRules, Restriction};
+use ferroserve_server::connections::{ConnectionLimits, TlsFiles};
 use ferroserve_server::http::HttpLimits;
 use ferroserve_server::{ServeConfig, TuneConfig};
 
@@ -22,12 +25,19 @@ pub struct ServeArgs {
         env = "FERROSERVE_MODEL_REPOSITORY"
     )]
     model_repository: Option<PathBuf>,
+    /// Let symbolic links in the model repository lead outside it. Off: every file the
+    /// server opens (model folders, config.pbtxt, model and label files) must resolve
+    /// inside the repository.
+    #[arg(long, env = "FERROSERVE_ALLOW_LINKS_OUTSIDE_REPOSITORY")]
+    allow_links_outside_repository: bool,
     /// The model's name in the single-model layout (KServe passes the
     /// InferenceService's name).
     #[arg(long, env = "FERROSERVE_MODEL_NAME", default_value = "model")]
     model_name: String,
-    /// Address the three ports listen on.
-    #[arg(long, env = "FERROSERVE_HOST", default_value = "0.0.0.0")]
+    /// Address the three ports listen on. The default, 127.0.0.1, serves this machine
+    /// only; `--host 0.0.0.0` exposes the server (the container image sets it, where the
+    /// pod's network and its Service decide who can connect).
+    #[arg(long, env = "FERROSERVE_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
     /// HTTP port (KServe v2 REST).
     #[arg(long, env = "FERROSERVE_HTTP_PORT", default_value_t = 8000)]
@@ -89,6 +99,48 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "FERROSERVE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_request_bytes: usize,
+    /// Connections served at once on each port; beyond, 64 more get only the health
+    /// routes. Default: three quarters of the open-file limit, less that headroom.
+    #[arg(long, env = "FERROSERVE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a request head, and to send the next request on an
+    /// idle keep-alive connection (slow or idle clients are then disconnected); also
+    /// bounds a TLS handshake.
+    #[arg(long, env = "FERROSERVE_HEADER_TIMEOUT_SECS", default_value_t = 30.0)]
+    header_timeout_secs: f64,
+    /// Seconds a request body may pause before the request is answered with 408.
+    #[arg(long, env = "FERROSERVE_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
+    body_timeout_secs: f64,
+    /// Serve HTTP and gRPC over TLS with this certificate chain (PEM); reloaded when
+    /// the file changes. Needs --tls-key.
+    #[arg(long, env = "FERROSERVE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "FERROSERVE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM): mutual TLS.
+    #[arg(long, env = "FERROSERVE_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Largest gRPC message either way, in bytes; larger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FERROSERVE_GRPC_MAX_MESSAGE_BYTES", default_value_t = ferroserve_server::grpc::MAX_MESSAGE_BYTES)]
+    grpc_max_message_bytes: usize,
+    /// Restrict API groups to clients sending a header, on HTTP and gRPC alike:
+    /// `GROUP[,GROUP...]:HEADER=VALUE` (repeatable; Triton's --http-restricted-api and
+    /// --grpc-restricted-protocol are accepted as aliases). Groups: metadata, inference,
+    /// shared-memory, model-config, model-repository, statistics, trace, logging; health
+    /// stays open. `Authorization: Bearer VALUE` is accepted in place of the header.
+    #[arg(
+        long,
+        env = "FERROSERVE_RESTRICTED_API",
+        visible_aliases = ["http-restricted-api", "grpc-restricted-protocol"],
+        value_delimiter = ';'
+    )]
+    restricted_api: Vec<Restriction>,
+    /// Origins whose browser pages may call the server across origins (CORS), e.g.
+    /// `https://app.example.com`, or `*`; off by default. Without it, state-changing
+    /// requests (repository control) from a page of another origin are refused.
+    #[arg(long, env = "FERROSERVE_CORS_ALLOW_ORIGIN", value_delimiter = ',')]
+    cors_allow_origin: Vec<String>,
     /// Bytes the response cache may hold, shared by the models whose config.pbtxt sets
     /// `response_cache { enable: true }`; 0 turns the cache off.
     #[arg(long, env = "FERROSERVE_CACHE_SIZE", default_value_t = 64 * 1024 * 1024)]
@@ -146,9 +198,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .model_repository
         .clone()
         .unwrap_or_else(crate::default_model_repository);
-    let model_repository = match single_model_repository(&model_repository, &args.model_name)? {
-        Some(repository) => repository,
-        None => model_repository,
+    let (model_repository, links) =
+        match single_model_repository(&model_repository, &args.model_name)? {
+            // The single model's link leads to the folder it was given in.
+            Some(repository) => (repository, Links::Inside(vec![model_repository])),
+            None => (model_repository, Links::default()),
+        };
+    let links = if args.allow_links_outside_repository {
+        Links::Anywhere
+    } else {
+        links
     };
     let runtime = RuntimeOptions {
         model_repository,
@@ -170,6 +229,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
         preprocess_threads: args.preprocess_threads.unwrap_or(cores),
+        links,
         cache_bytes: if args.naive(Technique::Cache) {
             0
         } else {
@@ -188,7 +248,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         io_threads: args.io_threads,
         http_limits: HttpLimits {
             max_request_bytes: args.max_request_bytes,
+            body_timeout: seconds(args.body_timeout_secs),
         },
+        connections: {
+            let mut limits = ConnectionLimits::for_this_process();
+            if let Some(max) = args.max_connections {
+                limits.max_connections = max;
+            }
+            limits.header_timeout = seconds(args.header_timeout_secs);
+            limits
+        },
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+            }),
+            (None, None) if args.tls_client_ca.is_none() => None,
+            _ => anyhow::bail!("TLS needs both --tls-cert and --tls-key"),
+        },
+        grpc_max_message_bytes: args.grpc_max_message_bytes,
+        access: AccessRules::new(args.restricted_api.clone(), args.cors_allow_origin.clone())
+            .map_err(anyhow::Error::msg)?,
         tune: args.tune.then(|| TuneConfig {
             latency_target: Duration::from_secs_f64(args.latency_target_ms.max(0.001) / 1000.0),
             window: Duration::from_millis(args.tune_window_ms.max(10)),

@@ -84,6 +84,12 @@ impl ModelConfig {
     pub fn to_json(&self) -> serde_json::Value {
         schema::to_json(&self.to_proto())
     }
+
+    /// [`to_proto`](Self::to_proto) in protobuf text format: a `config.pbtxt` Triton and
+    /// ferroserve read back as this configuration.
+    pub fn to_text(&self) -> String {
+        schema::to_text(&self.to_proto())
+    }
 }
 
 /// The protocol's `int32` fields for values ferroserve keeps as `u32`.

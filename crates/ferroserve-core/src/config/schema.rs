@@ -69,6 +69,16 @@ pub(super) fn to_proto(message: &DynamicMessage) -> proto::ModelConfig {
         .expect("both schemas encode a ModelConfig the same way")
 }
 
+/// `message` in protobuf text format, as a `config.pbtxt` is written.
+pub(super) fn to_text(message: &proto::ModelConfig) -> String {
+    let descriptor = pool()
+        .get_message_by_name(MODEL_CONFIG)
+        .expect("the schema defines inference.ModelConfig");
+    DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .expect("a ModelConfig decodes as one")
+        .to_text_format_with_options(&prost_reflect::text_format::FormatOptions::new().pretty(true))
+}
+
 /// `message` as Triton prints a configuration in JSON (`GET /v2/models/<m>/config`):
 /// protobuf field names, enums by name, 64-bit integers as numbers, every scalar, list
 /// and map field present (with its default when unset), and unset messages left out.

@@ -1282,3 +1282,12 @@ fn to_json_contains_execution_accelerators_and_model_warmup() {
         ]
     );
 }
+
+#[test]
+fn to_text_reads_back_as_the_same_configuration() {
+    let config = parse(TRITON_EXAMPLE);
+    let text = config.to_text();
+    assert!(text.contains("max_batch_size: 16"), "{text}");
+    let again = parse(&text);
+    assert_eq!(again.to_json(), config.to_json(), "{text}");
+}

@@ -2,7 +2,7 @@
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use ferroserve_runtime::ServeError;
@@ -69,6 +69,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(serde_json::json!({ "error": self.message }));
         let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // A queue drains in well under a second; clients that honour this back off.
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.close {
             response
                 .headers_mut()

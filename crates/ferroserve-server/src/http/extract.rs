@@ -47,6 +47,26 @@ impl ModelRef {
     }
 }
 
+/// Room in the model's queue, checked before the body is read: an overloaded model
+/// answers 429 at once instead of after reading (and parsing) a large body.
+pub(super) struct Room;
+
+impl FromRequestParts<HttpState> for Room {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        let model = ModelRef::from_request_parts(parts, state).await?;
+        match state.runtime.has_room(&model.name, model.version) {
+            Ok(()) => Ok(Room),
+            Err(full @ ServeError::QueueFull(_)) => {
+                Err(ApiError::from(full).before_body(&parts.headers))
+            }
+            // Unknown models and the like are answered after the body, as before.
+            Err(_) => Ok(Room),
+        }
+    }
+}
+
 /// A model version as written in a URL: a non-negative integer. Triton answers a
 /// version that is not one with 400, and so do we.
 pub(super) fn parse_version(text: &str) -> Result<u64, ApiError> {
@@ -96,11 +116,28 @@ impl FromRequest<HttpState> for RequestBody {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(too_large())
             }
+            Err(rejection) if timed_out(&rejection) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving: no data within the body timeout",
+            )
+            .closing_connection()),
             Err(rejection) => {
                 Err(ApiError::new(rejection.status(), rejection.body_text()).closing_connection())
             }
         }
     }
+}
+
+/// Whether reading the body failed because it stopped arriving (the body timeout).
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// The `Inference-Header-Content-Length` header of the binary tensor data extension:

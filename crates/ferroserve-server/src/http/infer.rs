@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 
 use ferroserve_core::wire::{self, FlatElements, JsonElements, WireError};
 use ferroserve_runtime::infer::{
-    tensor_header, InferInput, InferRequest, InferResponse, OutputData, Place, RequestedOutput,
+    tensor_header, InferInput, InferRequest, InferResponse, OutputData, Place, RawInput,
+    RequestedOutput,
 };
 use ferroserve_runtime::ServeError;
 
@@ -151,6 +152,26 @@ pub fn decode_request(
         timeout,
     };
     Ok((request, encoding))
+}
+
+/// Decodes a raw binary request (`Inference-Header-Content-Length: 0`): the whole body
+/// is the data of the model's one input, described by `input`; every output is returned
+/// as JSON.
+pub fn decode_raw_request(
+    model: &str,
+    version: Option<u64>,
+    body: Bytes,
+    input: RawInput,
+) -> Result<(InferRequest, OutputEncoding), ServeError> {
+    let request = InferRequest {
+        model: model.to_string(),
+        version,
+        id: String::new(),
+        inputs: vec![input.input(body)?],
+        outputs: Vec::new(),
+        timeout: None,
+    };
+    Ok((request, OutputEncoding::default()))
 }
 
 /// The binary tensor data after the JSON header, handed out to inputs in order.

@@ -7,16 +7,17 @@
 //! | Route | Answer |
 //! |---|---|
 //! | `GET /v2` | server metadata |
-//! | `GET /v2/health/live`, `/v2/health/ready` | 200 or 503, empty body |
+//! | `GET /v2/health/live`, `/v2/health/ready` | 200 or 503, `{"live": true}` / `{"ready": true}` |
 //! | `GET /v2/models/stats` | statistics of every model |
 //! | `GET /v2/models/{m}[/versions/{v}]` | model metadata |
-//! | `GET /v2/models/{m}[/versions/{v}]/ready` | 200 or 503, empty body |
+//! | `GET /v2/models/{m}[/versions/{v}]/ready` | 200, or 400 when not ready (unknown included) |
 //! | `GET /v2/models/{m}[/versions/{v}]/config` | model configuration |
 //! | `GET /v2/models/{m}[/versions/{v}]/stats` | statistics of the model |
 //! | `POST /v2/models/{m}[/versions/{v}]/infer` | inference |
 //! | `POST /v2/models/{m}[/versions/{v}]/classify?top_k=K` | top classes of the image in the body |
 //! | `POST /v2/repository/index` | repository index |
 //! | `POST /v2/repository/models/{m}/load`, `/unload` | load or unload (explicit mode) |
+//! | `GET /v2/{systemsharedmemory,cudasharedmemory}/status`, `POST .../unregister` | `[]`, 200: no region is ever registered |
 
 mod error;
 mod extract;
@@ -35,11 +36,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::access::{AccessRules, ApiGroup, Denied};
 use ferroserve_runtime::infer::Timings;
 use ferroserve_runtime::{Runtime, ServeError};
 
 use error::ApiError;
-use extract::{ModelRef, RequestBody};
+use extract::{ModelRef, RequestBody, Room};
 
 /// The header of the binary tensor data extension giving the length of the JSON header
 /// at the start of a request or response body.
@@ -54,17 +56,21 @@ pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 pub struct HttpLimits {
     /// Largest request body accepted; longer ones are answered with 413.
     pub max_request_bytes: usize,
+    /// Longest pause while a request body arrives; a slower body is answered with 408.
+    pub body_timeout: std::time::Duration,
 }
 
 impl HttpLimits {
     /// 64 MiB: a batch of 8 preprocessed 3×512×512 FP32 images fits, with room.
     pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
+    pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
         }
     }
 }
@@ -76,8 +82,8 @@ struct HttpState {
     limits: HttpLimits,
 }
 
-/// The KServe v2 / Triton HTTP API of `runtime`.
-pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
+/// The KServe v2 / Triton HTTP API of `runtime`, under the `access` rules.
+pub fn router(runtime: Arc<Runtime>, limits: HttpLimits, access: Arc<AccessRules>) -> Router {
     let routes = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -86,6 +92,8 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{model}/load", post(load_model))
         .route("/v2/repository/models/{model}/unload", post(unload_model));
+    let routes = shared_memory_routes(routes, "systemsharedmemory");
+    let routes = shared_memory_routes(routes, "cudasharedmemory");
     let routes = model_route(routes, "", get(model_metadata));
     let routes = model_route(routes, "/ready", get(model_ready));
     let routes = model_route(routes, "/config", get(model_config));
@@ -95,7 +103,16 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
     let routes = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.max_request_bytes));
+        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(access.clone(), guard));
+    let routes = if access.cors_origins.is_empty() {
+        routes
+    } else {
+        routes.layer(cors(&access))
+    };
     // The access log is a layer only when its target is on (the filter is set at start),
     // so that it costs the request path nothing otherwise.
     let routes = if tracing::enabled!(target: "access", tracing::Level::INFO) {
@@ -104,6 +121,43 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits) -> Router {
         routes
     };
     routes.with_state(HttpState { runtime, limits })
+}
+
+/// The access rules, before anything of the request's body is read: a restricted API
+/// without its key is 401, a browser page of another origin changing state is 403.
+async fn guard(
+    State(access): State<Arc<AccessRules>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(group) = ApiGroup::of_http_path(request.uri().path()) {
+        let checked = access
+            .check_origin(group, request.method(), request.headers())
+            .and_then(|()| access.check(group, request.headers()));
+        if let Err(denied) = checked {
+            let status = match denied {
+                Denied::NoKey(_) => StatusCode::UNAUTHORIZED,
+                Denied::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            };
+            return ApiError::new(status, denied.to_string())
+                .before_body(request.headers())
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Cross-origin requests from the pages of `--cors-allow-origin`.
+fn cors(access: &AccessRules) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let rules = access.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            rules.allows_origin(origin.as_bytes())
+        }))
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([INFERENCE_HEADER_CONTENT_LENGTH, SERVER_TIMING])
 }
 
 /// One access-log line per request, at INFO under the target `access` (`--log
@@ -161,13 +215,71 @@ fn model_route(
         )
 }
 
-/// `GET /metrics` in the Prometheus text format, for the separate metrics port.
+/// Triton's shared-memory extension routes under `/v2/{kind}`: no region is ever
+/// registered, so the status is an empty list and unregistering succeeds (clients
+/// unregister before they start); registering is refused as unsupported.
+fn shared_memory_routes(routes: Router<HttpState>, kind: &str) -> Router<HttpState> {
+    routes
+        .route(
+            &format!("/v2/{kind}/status"),
+            get(|| async { Json(json!([])) }),
+        )
+        .route(
+            &format!("/v2/{kind}/region/{{region}}/status"),
+            get(
+                |axum::extract::Path(region): axum::extract::Path<String>| async move {
+                    ApiError::invalid(format!(
+                        "Unable to find shared memory region: '{region}' is not registered"
+                    ))
+                },
+            ),
+        )
+        .route(&format!("/v2/{kind}/unregister"), post(|| async {}))
+        .route(
+            &format!("/v2/{kind}/region/{{region}}/unregister"),
+            post(|| async {}),
+        )
+        .route(
+            &format!("/v2/{kind}/region/{{region}}/register"),
+            post(|| async {
+                ApiError::from(ServeError::Unsupported(
+                    "shared memory is not supported: send tensors in the request body".into(),
+                ))
+            }),
+        )
+}
+
+/// What a connection over the connection limit is served: the health routes, so that
+/// probes still get through; anything else is 503.
+pub fn health_router(runtime: Arc<Runtime>) -> Router {
+    Router::new()
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is at its connection limit; retry later",
+            )
+            .closing_connection()
+        })
+        .with_state(HttpState {
+            runtime,
+            limits: HttpLimits::default(),
+        })
+}
+
+/// `GET /metrics` in the Prometheus text format, for the separate metrics port: the
+/// server's metrics and the process's (`process_resident_memory_bytes`,
+/// `process_open_fds`, `process_cpu_seconds_total`, ...).
 pub fn metrics_router(handle: PrometheusHandle, runtime: Arc<Runtime>) -> Router {
+    let process = metrics_process::Collector::default();
+    process.describe();
     Router::new()
         .route(
             "/metrics",
             get(move || {
                 runtime.publish_cache_metrics();
+                process.collect();
                 let text = handle.render();
                 async move {
                     (
@@ -197,13 +309,15 @@ async fn method_not_allowed(method: Method, uri: Uri, headers: HeaderMap) -> Api
     .before_body(&headers)
 }
 
-/// 200 or 503 with an empty body, as the health APIs answer.
-fn health(ok: bool) -> StatusCode {
-    if ok {
+/// 200 or 503 with `{"<what>": true|false}`, as the Open Inference Protocol's health
+/// responses read (the KServe SDK parses the body; Kubernetes probes read the status).
+fn health(what: &str, ok: bool) -> Response {
+    let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
-    }
+    };
+    (status, Json(json!({ what: ok }))).into_response()
 }
 
 async fn server_metadata() -> Json<Value> {
@@ -214,19 +328,26 @@ async fn server_metadata() -> Json<Value> {
     }))
 }
 
-async fn live(State(state): State<HttpState>) -> StatusCode {
-    health(state.runtime.live())
+async fn live(State(state): State<HttpState>) -> Response {
+    health("live", state.runtime.live())
 }
 
-async fn ready(State(state): State<HttpState>) -> StatusCode {
-    health(state.runtime.ready())
+async fn ready(State(state): State<HttpState>) -> Response {
+    health("ready", state.runtime.ready())
 }
 
-/// 200 when the model (version) is ready, else 503, unknown models included: the answer
-/// is a yes or no, as Triton's (which says no with 400) and tritonclient's
-/// `is_model_ready` (which checks for 200) treat it.
-async fn model_ready(State(state): State<HttpState>, model: ModelRef) -> StatusCode {
-    health(state.runtime.model_ready(&model.name, model.version))
+/// 200 `{"name", "ready": true}` when the model (version) is ready; otherwise 400 with
+/// `"ready": false` and the reason, unknown models included. The protocol reads any 4xx
+/// as "not ready", Triton answers 400, and tritonclient's `is_model_ready` checks for 200.
+async fn model_ready(State(state): State<HttpState>, model: ModelRef) -> Response {
+    match state.runtime.model_readiness(&model.name, model.version) {
+        Ok(()) => Json(json!({ "name": model.name, "ready": true })).into_response(),
+        Err(why) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "name": model.name, "ready": false, "error": why.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 async fn model_metadata(
@@ -263,11 +384,16 @@ async fn infer(
     State(state): State<HttpState>,
     model: ModelRef,
     headers: HeaderMap,
+    _: Room,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
-    let header_length = extract::inference_header_length(&headers)?;
-    let (request, encoding) =
-        infer::decode_request(&model.name, model.version, body, header_length)?;
+    let (request, encoding) = match extract::inference_header_length(&headers)? {
+        Some(0) => {
+            let input = state.runtime.raw_input(&model.name, model.version)?;
+            infer::decode_raw_request(&model.name, model.version, body, input)?
+        }
+        header_length => infer::decode_request(&model.name, model.version, body, header_length)?,
+    };
     let response = state.runtime.infer(request).await?;
     let timing = server_timing(&response.timings);
     let mut encoded = infer::encode_response(&response, &encoding)?;
@@ -303,6 +429,7 @@ async fn classify(
     State(state): State<HttpState>,
     model: ModelRef,
     query: Result<Query<ClassifyQuery>, axum::extract::rejection::QueryRejection>,
+    _: Room,
     RequestBody(image): RequestBody,
 ) -> Result<Response, ApiError> {
     let Query(query) =

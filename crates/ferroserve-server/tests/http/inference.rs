@@ -190,3 +190,52 @@ async fn classification_extension_returns_labelled_classes() {
         }
     }
 }
+
+/// Triton's raw binary request: `Inference-Header-Content-Length: 0` and the body is the
+/// model's one input, a tensor or an encoded image.
+#[tokio::test]
+async fn raw_binary_requests_fill_the_one_input() {
+    let client = Client::new();
+    let image = reference().encoded("cat.jpg");
+    for (model, body) in [
+        ("efficientnet-lite0", reference_input("cat.jpg")),
+        ("efficientnet-lite0-image", image.clone()),
+    ] {
+        let response = client
+            .post(url(&format!("/v2/models/{model}/infer")))
+            .header("Inference-Header-Content-Length", "0")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, json, _) = split_response(response).await;
+        assert_eq!(status, StatusCode::OK, "{model}: {json}");
+        assert_eq!(json["outputs"][0]["shape"], json!([1, 1000]), "{model}");
+        let logits: Vec<f32> = json["outputs"][0]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        if model == MODEL {
+            assert_matches_reference("cat.jpg", &logits);
+        } else {
+            let best = logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            assert_eq!(best, reference().top5("cat.jpg")[0].index, "{model}");
+        }
+    }
+    // A body that is not one whole tensor is refused, and says why.
+    let response = client
+        .post(url("/v2/models/efficientnet-lite0/infer"))
+        .header("Inference-Header-Content-Length", "0")
+        .body(vec![0u8; 100])
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "input 'input'").await;
+}

@@ -19,6 +19,7 @@ mod images;
 mod inference;
 mod metadata;
 mod repository;
+mod security;
 mod statistics;
 
 const IMAGES: [&str; 4] = ["cat.jpg", "coffee.jpg", "astronaut.png", "motorcycle.jpg"];

@@ -30,29 +30,81 @@ async fn server_metadata_lists_the_extensions() {
 }
 
 #[tokio::test]
-async fn health_endpoints_answer_with_status_and_empty_body() {
-    for path in [
-        "/v2/health/live",
-        "/v2/health/ready",
-        "/v2/models/efficientnet-lite0/ready",
-        "/v2/models/efficientnet-lite0/versions/1/ready",
+async fn health_endpoints_answer_with_status_and_json_body() {
+    for (path, body) in [
+        ("/v2/health/live", json!({"live": true})),
+        ("/v2/health/ready", json!({"ready": true})),
+        (
+            "/v2/models/efficientnet-lite0/ready",
+            json!({"name": MODEL, "ready": true}),
+        ),
+        (
+            "/v2/models/efficientnet-lite0/versions/1/ready",
+            json!({"name": MODEL, "ready": true}),
+        ),
     ] {
         let response = reqwest::get(url(path)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert!(response.bytes().await.unwrap().is_empty(), "{path}");
+        assert_eq!(response.json::<Value>().await.unwrap(), body, "{path}");
     }
-    for path in [
-        "/v2/models/no-such-model/ready",
-        "/v2/models/efficientnet-lite0/versions/2/ready",
+    // Not ready, unknown models included, is a 400, as Triton answers it.
+    for (path, says) in [
+        (
+            "/v2/models/no-such-model/ready",
+            "Request for unknown model: 'no-such-model' is not found",
+        ),
+        (
+            "/v2/models/efficientnet-lite0/versions/2/ready",
+            "version 2 is not found",
+        ),
     ] {
         let response = reqwest::get(url(path)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
-        assert!(response.bytes().await.unwrap().is_empty(), "{path}");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(json["ready"], false, "{path}");
+        assert!(json["error"].as_str().unwrap().contains(says), "{json}");
     }
     let response = reqwest::get(url("/v2/models/efficientnet-lite0/versions/one/ready"))
         .await
         .unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "version").await;
+}
+
+#[tokio::test]
+async fn shared_memory_status_is_empty_and_unregistering_succeeds() {
+    let client = Client::new();
+    for kind in ["systemsharedmemory", "cudasharedmemory"] {
+        let status: Value = client
+            .get(url(&format!("/v2/{kind}/status")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status, json!([]), "{kind}");
+        for path in ["unregister", "region/r0/unregister"] {
+            let response = client
+                .post(url(&format!("/v2/{kind}/{path}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{kind}/{path}");
+        }
+        let response = client
+            .get(url(&format!("/v2/{kind}/region/r0/status")))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, "'r0'").await;
+        let response = client
+            .post(url(&format!("/v2/{kind}/region/r0/register")))
+            .json(&json!({"key": "/r0", "offset": 0, "byte_size": 64}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, "not supported").await;
+    }
 }
 
 #[tokio::test]

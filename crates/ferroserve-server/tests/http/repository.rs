@@ -38,7 +38,7 @@ async fn repository_api_in_explicit_mode() {
             .await
             .unwrap()
             .status(),
-        StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::BAD_REQUEST
     );
 
     let response = client
@@ -147,7 +147,7 @@ async fn repository_api_in_explicit_mode() {
             .await
             .unwrap()
             .status(),
-        StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::BAD_REQUEST
     );
     let index: Value = client
         .post(at("/v2/repository/index"))
@@ -168,5 +168,70 @@ async fn repository_api_in_explicit_mode() {
         .await
         .unwrap();
     assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "not ready").await;
+    server.stop().unwrap();
+}
+
+/// Reloads under load lose nothing: a request admitted to a version is answered by it,
+/// on the tensor model and on the image model (whose requests are decoded first).
+#[tokio::test(flavor = "multi_thread")]
+async fn reloads_under_load_lose_no_request() {
+    let repository = TempRepository::with_bundled(&[MODEL, "efficientnet-lite0-image"]);
+    let mut config = repository.config(ModelControlMode::Explicit);
+    config.runtime.startup_models = vec![MODEL.into(), "efficientnet-lite0-image".into()];
+    let server = TestServer::start(config);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for client in 0..4 {
+        let (stop, image) = (stop.clone(), reference().encoded("cat.jpg"));
+        let tensor = reference_input("cat.jpg");
+        let (classify, infer) = (
+            server.url("/v2/models/efficientnet-lite0-image/classify?top_k=1"),
+            server.url(&format!("/v2/models/{MODEL}/infer")),
+        );
+        load.push(tokio::spawn(async move {
+            let http = Client::new();
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = if client % 2 == 0 {
+                    http.post(&classify)
+                        .body(image.clone())
+                        .send()
+                        .await
+                        .unwrap()
+                } else {
+                    let (body, length) = binary_body(&image_batch_header(1), &[&tensor]);
+                    http.post(&infer)
+                        .header(HEADER_LENGTH, length)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap()
+                };
+                sent += 1;
+                if response.status() != StatusCode::OK {
+                    failed.push(response.text().await.unwrap());
+                }
+            }
+            (sent, failed)
+        }));
+    }
+    for _ in 0..10 {
+        for model in [MODEL, "efficientnet-lite0-image"] {
+            server.runtime().load_model(model).await.unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for client in load {
+        let (sent, failed) = client.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} of {sent} failed: {:?}",
+            failed.len(),
+            failed
+        );
+        total += sent;
+    }
+    assert!(total > 0);
     server.stop().unwrap();
 }

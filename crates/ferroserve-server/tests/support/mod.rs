@@ -65,6 +65,7 @@ pub fn config(repository: PathBuf, control_mode: ModelControlMode) -> ServeConfi
                 naive: Default::default(),
             },
             preprocess_threads: 2,
+            links: Default::default(),
             cache_bytes: 1 << 20,
         },
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -76,6 +77,10 @@ pub fn config(repository: PathBuf, control_mode: ModelControlMode) -> ServeConfi
         repository_poll: Duration::from_secs(24 * 3600),
         io_threads: 2,
         http_limits: HttpLimits::default(),
+        grpc_max_message_bytes: ferroserve_server::grpc::MAX_MESSAGE_BYTES,
+        connections: ferroserve_server::connections::ConnectionLimits::for_this_process(),
+        tls: None,
+        access: Default::default(),
         tune: None,
         nodelay: true,
     }

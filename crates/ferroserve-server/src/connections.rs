@@ -1,0 +1,437 @@
+//! Accepting connections under limits, for the HTTP and gRPC front ends: TLS when
+//! configured (rustls, the certificate reloaded when its files change, client
+//! certificates optional), a cap on open connections with headroom kept for health
+//! checks, and timeouts that close slow or idle clients.
+//!
+//! hyper's header-read timeout starts whenever a connection waits for a request head, so
+//! [`ConnectionLimits::header_timeout`] bounds both a slow head (slow-loris) and an idle
+//! keep-alive connection. A body that stops arriving is cut by the router's body
+//! timeout ([`crate::http::HttpLimits::body_timeout`]).
+
+use std::io;
+use std::path::PathBuf;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+
+/// Limits on the connections of one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once. Beyond it, `health_headroom` more are accepted and
+    /// answered only on the health routes (one request each); further ones are closed.
+    pub max_connections: usize,
+    pub health_headroom: usize,
+    /// Time a client has to send a request head, and to send the next one on an idle
+    /// keep-alive connection; also the time a TLS handshake may take.
+    pub header_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// Defaults sized to the process's open-file limit: three quarters of it for
+    /// connections (the rest for model files, listeners and the engine's own), of which
+    /// 64 are kept for health checks.
+    pub fn for_this_process() -> Self {
+        let files = open_file_limit().unwrap_or(1024);
+        let usable = (files * 3 / 4).max(16);
+        let health_headroom = 64.min(usable / 4);
+        ConnectionLimits {
+            max_connections: (usable - health_headroom).min(100_000),
+            health_headroom,
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits`.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The certificate, key and optional client CA of a TLS port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate signed by one of these.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A TLS configuration read from [`TlsFiles`], read again when a file changes; a
+/// reload that fails is logged and the previous configuration kept.
+pub struct Tls {
+    files: TlsFiles,
+    alpn: Vec<Vec<u8>>,
+    current: Mutex<(Vec<Option<SystemTime>>, Arc<ServerConfig>)>,
+}
+
+impl Tls {
+    /// Reads the files; `alpn` lists the protocols offered (`h2`, `http/1.1`).
+    pub fn new(files: TlsFiles, alpn: &[&str]) -> Result<Self, String> {
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let config = server_config(&files, &alpn)?;
+        Ok(Tls {
+            current: Mutex::new((modified(&files), Arc::new(config))),
+            files,
+            alpn,
+        })
+    }
+
+    /// The configuration in force, reloaded first if a file changed.
+    fn config(&self) -> Arc<ServerConfig> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let stamps = modified(&self.files);
+        if stamps != current.0 {
+            current.0 = stamps;
+            match server_config(&self.files, &self.alpn) {
+                Ok(config) => {
+                    tracing::info!("TLS certificate reloaded");
+                    current.1 = Arc::new(config);
+                }
+                Err(e) => {
+                    tracing::warn!("TLS certificate not reloaded, keeping the previous one: {e}")
+                }
+            }
+        }
+        current.1.clone()
+    }
+}
+
+fn modified(files: &TlsFiles) -> Vec<Option<SystemTime>> {
+    [
+        Some(&files.cert),
+        Some(&files.key),
+        files.client_ca.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+    .collect()
+}
+
+fn server_config(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let named = |file: &PathBuf, e: &dyn std::fmt::Display| format!("{}: {e}", file.display());
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| named(&files.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| named(&files.key, &e))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| named(ca, &e))? {
+                roots
+                    .add(cert.map_err(|e| named(ca, &e))?)
+                    .map_err(|e| named(ca, &e))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| named(ca, &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| named(&files.cert, &e))?;
+    config.alpn_protocols = alpn.to_vec();
+    Ok(config)
+}
+
+/// A served connection: plain TCP or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How many connections are open; one [`Open`] per connection, dropped when it ends.
+#[derive(Clone, Default)]
+struct Count(Arc<AtomicUsize>);
+
+struct Open(Arc<AtomicUsize>);
+
+impl Count {
+    fn open(&self) -> (usize, Open) {
+        let now = self.0.fetch_add(1, Ordering::AcqRel) + 1;
+        (now, Open(self.0.clone()))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts the next TCP connection, riding out errors such as running out of file
+/// descriptors (logged, then retried after a pause) instead of stopping.
+async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => return tcp,
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// The TLS handshake (bounded by the header timeout) or the plain stream.
+async fn secure(tcp: TcpStream, tls: Option<&Tls>, limits: &ConnectionLimits) -> Option<Stream> {
+    let Some(tls) = tls else {
+        return Some(Stream::Plain(tcp));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` turns true, then lets each connection
+/// finish its request in flight and returns once all are closed. Connections over the
+/// limit get `health` (one request, then closed) while the headroom lasts.
+pub async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    health: Router,
+    limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
+    nodelay: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let count = Count::default();
+    let (done, mut all_done) = mpsc::channel::<()>(1);
+    loop {
+        let tcp = tokio::select! {
+            tcp = accept(&listener) => tcp,
+            _ = shutdown.wait_for(|&stop| stop) => break,
+        };
+        let (open, guard) = count.open();
+        if open > limits.max_connections + limits.health_headroom {
+            continue; // closed at once: the guard and the stream drop here
+        }
+        let full = open > limits.max_connections;
+        let service = if full { health.clone() } else { app.clone() };
+        let _ = tcp.set_nodelay(nodelay);
+        let (tls, mut shutdown, done) = (tls.clone(), shutdown.clone(), done.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _done = done;
+            let Some(stream) = secure(tcp, tls.as_deref(), &limits).await else {
+                return;
+            };
+            let service =
+                service.map_request(|r: hyper::Request<Incoming>| r.map(axum::body::Body::new));
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(!full);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(256)
+                .keep_alive_interval(Some(Duration::from_secs(60)));
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let mut connection = pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = shutdown.wait_for(|&stop| stop) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    drop(done);
+    let _ = all_done.recv().await;
+}
+
+/// The connections of a gRPC port as tonic takes them: accepted under the connection
+/// cap (beyond it, closed at once), the TLS handshake done off the accept loop.
+pub fn grpc_incoming(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
+    nodelay: bool,
+) -> impl tokio_stream::Stream<Item = io::Result<Counted>> {
+    let (sender, receiver) = mpsc::channel::<io::Result<Counted>>(64);
+    tokio::spawn(async move {
+        let count = Count::default();
+        loop {
+            let tcp = tokio::select! {
+                tcp = accept(&listener) => tcp,
+                _ = sender.closed() => return,
+            };
+            let (open, guard) = count.open();
+            if open > limits.max_connections {
+                continue;
+            }
+            let _ = tcp.set_nodelay(nodelay);
+            let (sender, tls) = (sender.clone(), tls.clone());
+            tokio::spawn(async move {
+                if let Some(stream) = secure(tcp, tls.as_deref(), &limits).await {
+                    let _ = sender
+                        .send(Ok(Counted {
+                            stream,
+                            _open: guard,
+                        }))
+                        .await;
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+/// A gRPC connection that counts as open until tonic drops it.
+pub struct Counted {
+    stream: Stream,
+    _open: Open,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Counted {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}

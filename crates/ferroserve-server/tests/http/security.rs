@@ -1,0 +1,256 @@
+//! Holding under fire: restricted APIs, browser pages of other origins, the connection
+//! cap with its health headroom, slow clients, and 429 before a body is read.
+
+use std::time::Duration;
+
+use ferroserve_server::access::AccessRules;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::*;
+
+/// A server on one bundled model with `change` applied to its configuration.
+fn server_with(change: impl FnOnce(&mut ferroserve_server::ServeConfig)) -> TestServer {
+    let mut config = support::config(support::bundled_models(), ModelControlMode::None);
+    config.runtime.control_mode = ModelControlMode::Explicit;
+    config.runtime.startup_models = vec![MODEL.into()];
+    change(&mut config);
+    TestServer::start(config)
+}
+
+/// Reads what the server sends until it closes the connection; panics if it does not
+/// within a minute (the timeouts under test are a second or two).
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap_or_default();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restricted_apis_need_their_key_and_health_stays_open() {
+    let server = server_with(|config| {
+        config.access = AccessRules::new(
+            vec![
+                "inference,model-config:x-api-key=infer-key"
+                    .parse()
+                    .unwrap(),
+                "model-repository,statistics:admin-key=admin-key"
+                    .parse()
+                    .unwrap(),
+            ],
+            vec![],
+        )
+        .unwrap();
+    });
+    let client = Client::new();
+    let infer = server.url(&format!("/v2/models/{MODEL}/infer"));
+    let (body, length) = binary_body(&image_batch_header(1), &[&reference_input("cat.jpg")]);
+    let send = |key: Option<(&'static str, &'static str)>| {
+        let mut request = client
+            .post(&infer)
+            .header(HEADER_LENGTH, length)
+            .body(body.clone());
+        if let Some((name, value)) = key {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    assert_error(
+        send(None).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "expecting header 'x-api-key'",
+    )
+    .await;
+    assert_error(
+        send(Some(("x-api-key", "admin-key"))).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "restricted",
+    )
+    .await;
+    for key in [
+        ("x-api-key", "infer-key"),
+        ("authorization", "Bearer infer-key"),
+    ] {
+        let (status, json, binary) = split_response(send(Some(key)).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{key:?}: {json}");
+        assert_matches_reference("cat.jpg", &f32s(&binary));
+    }
+    // Each group its own key; health and metadata open.
+    for (path, status) in [
+        ("/v2/health/live", StatusCode::OK),
+        ("/v2/health/ready", StatusCode::OK),
+        (&format!("/v2/models/{MODEL}/ready"), StatusCode::OK),
+        (&format!("/v2/models/{MODEL}"), StatusCode::OK),
+        (
+            &format!("/v2/models/{MODEL}/config"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("/v2/models/stats", StatusCode::UNAUTHORIZED),
+    ] {
+        let response = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+    }
+    let stats = client
+        .get(server.url("/v2/models/stats"))
+        .header("admin-key", "admin-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status(), StatusCode::OK);
+    let unload = client
+        .post(server.url(&format!("/v2/repository/models/{MODEL}/unload")))
+        .header("x-api-key", "infer-key")
+        .send()
+        .await
+        .unwrap();
+    assert_error(unload, StatusCode::UNAUTHORIZED, "admin-key").await;
+    assert!(server.runtime().model_ready(MODEL, None), "nothing changed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_of_another_origin_cannot_unload_a_model() {
+    let server = server_with(|_| {});
+    let client = Client::new();
+    let unload = server.url(&format!("/v2/repository/models/{MODEL}/unload"));
+    // What a form or fetch(..., {mode: "no-cors"}) on another site sends: no preflight.
+    let response = client
+        .post(&unload)
+        .header("Origin", "http://attacker.example")
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::FORBIDDEN, "--cors-allow-origin").await;
+    assert!(server.runtime().model_ready(MODEL, None), "nothing changed");
+    // Inference from a page is not a state change; clients that are not browsers send
+    // no Origin and may unload.
+    let response = client.post(&unload).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!server.runtime().model_ready(MODEL, None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_connection_cap_only_health_is_served() {
+    let server = server_with(|config| {
+        config.connections.max_connections = 2;
+        config.connections.health_headroom = 1;
+    });
+    let address = server.url("").trim_start_matches("http://").to_string();
+    // Two idle connections take the cap.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ask = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").into_bytes();
+    // The headroom: health answers, anything else is 503; one request, then closed.
+    let mut third = TcpStream::connect(&address).await.unwrap();
+    third.write_all(&ask("/v2/health/ready")).await.unwrap();
+    let answer = read_until_closed(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut third = TcpStream::connect(&address).await.unwrap();
+    third.write_all(&ask("/v2")).await.unwrap();
+    let answer = read_until_closed(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("connection limit"), "{answer}");
+    // Beyond the headroom: closed at once.
+    let hold = TcpStream::connect(&address).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut beyond = TcpStream::connect(&address).await.unwrap();
+    let _ = beyond.write_all(&ask("/v2/health/ready")).await;
+    assert_eq!(read_until_closed(&mut beyond).await, "");
+    // Once the idle ones go, normal service is back.
+    drop(idle);
+    drop(hold);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = reqwest::get(server.url("/v2")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_heads_idle_connections_and_stalled_bodies_are_cut() {
+    let server = server_with(|config| {
+        config.connections.header_timeout = Duration::from_secs(1);
+        config.http_limits.body_timeout = Duration::from_secs(1);
+    });
+    let address = server.url("").trim_start_matches("http://").to_string();
+    // Slow-loris: a head that never ends is closed.
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut slow).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // An idle keep-alive connection is closed after its request.
+    let mut idle = TcpStream::connect(&address).await.unwrap();
+    idle.write_all(format!("GET /v2/health/live HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A body that stops arriving is answered with 408.
+    let mut stalled = TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n{{\"inputs\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_answers_429_before_the_body_is_read() {
+    let server = server_with(|_| {});
+    let served = server
+        .runtime()
+        .loaded_models()
+        .into_iter()
+        .find(|s| s.model.name == MODEL)
+        .unwrap();
+    // Hold every place of the queue, as requests being prepared would.
+    let mut held = Vec::new();
+    while let Ok(place) = served.scheduler.reserve() {
+        held.push(place);
+    }
+    let address = server.url("").trim_start_matches("http://").to_string();
+    let mut client = TcpStream::connect(&address).await.unwrap();
+    // Declares 600 KB of body and sends none of it.
+    client
+        .write_all(
+            format!(
+                "POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: {address}\r\nContent-Length: 602112\r\n{HEADER_LENGTH}: 200\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    drop(held);
+    assert_still_serves_at(&server).await;
+}
+
+/// A good inference on `server`.
+async fn assert_still_serves_at(server: &TestServer) {
+    let (body, length) = binary_body(&image_batch_header(1), &[&reference_input("cat.jpg")]);
+    let response = Client::new()
+        .post(server.url(&format!("/v2/models/{MODEL}/infer")))
+        .header(HEADER_LENGTH, length)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, json, binary) = split_response(response).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_matches_reference("cat.jpg", &f32s(&binary));
+}
