@@ -88,9 +88,6 @@ pub(crate) struct CropPlan {
     pub columns: Axis,
     /// The stored image's y axis (its rows); the resampled buffer is `rows.len` high.
     pub rows: Axis,
-    /// Pillow resizes the upright image horizontally first. When the orientation transposes,
-    /// displayed rows are stored columns, so the stored rows are resampled first.
-    pub rows_first: bool,
     /// Reads the resampled buffer in displayed order.
     pub walk: PixelWalk,
 }
@@ -137,7 +134,6 @@ impl CropPlan {
             CropPlan {
                 columns: down,
                 rows: across,
-                rows_first: true,
                 walk: PixelWalk {
                     start: if flip_x { (cw - 1) * ch } else { 0 } + if flip_y { ch - 1 } else { 0 },
                     step_x: if flip_x { -ch } else { ch },
@@ -148,7 +144,6 @@ impl CropPlan {
             CropPlan {
                 columns: across,
                 rows: down,
-                rows_first: false,
                 walk: PixelWalk {
                     start: if flip_y { (ch - 1) * cw } else { 0 } + if flip_x { cw - 1 } else { 0 },
                     step_x: if flip_x { -1 } else { 1 },
@@ -238,7 +233,6 @@ mod tests {
             } else {
                 (plan.columns, plan.rows)
             };
-            assert_eq!(plan.rows_first, orientation.transpose, "{exif:?}");
             assert_eq!(across.mirrored, orientation.flip_x, "{exif:?}");
             assert_eq!(down.mirrored, orientation.flip_y, "{exif:?}");
             let (shown_w, shown_h) = orientation.displayed_size(300, 200);
