@@ -122,7 +122,7 @@ impl ImagePreprocessor {
     fn release_excess(&mut self) {
         if self.retained_bytes() > Self::RETAINED_BYTES {
             self.decoded = Vec::new();
-            self.resampler.release_above(0);
+            self.resampler.release_scratch();
         }
     }
 

@@ -158,12 +158,11 @@ impl Resampler {
             + self.sums.capacity() * size_of::<i32>()
     }
 
-    /// Frees the scratch memory if it holds more than `cap` bytes.
-    pub fn release_above(&mut self, cap: usize) {
-        if self.between.capacity() + self.block.capacity() > cap {
-            self.between = Vec::new();
-            self.block = Vec::new();
-        }
+    /// Frees the scratch rows (the coefficient tables are kept).
+    pub fn release_scratch(&mut self) {
+        self.between = Vec::new();
+        self.block = Vec::new();
+        self.sums = Vec::new();
     }
 
     /// Writes the `plan.columns.len` x `plan.rows.len` crop of the `width` x `height` image
