@@ -51,6 +51,13 @@ pub(crate) fn decode(
     } else if format != ImageFormat::Jpeg {
         return Err(corrupt(format, "header is truncated or malformed"));
     }
+    if format == ImageFormat::Png && crate::format::png_data_could_hold_pixels(data) == Some(false)
+    {
+        return Err(corrupt(
+            format,
+            "image data is too short for the declared size (truncated?)",
+        ));
+    }
     let limits = decoder_limits(max_pixels);
     let cursor = Cursor::new(data);
     let err = |e| image_error(format, e);
@@ -104,8 +111,16 @@ fn decoder_limits(max_pixels: u64) -> Limits {
 
 /// The first `len` bytes of `buf`, grown (never shrunk) to hold them. Bytes past what was
 /// written before are zero; bytes from an earlier image are left for the decoder to overwrite.
+///
+/// Growing past the capacity takes a fresh zeroed allocation instead of extending the old
+/// one: a large one comes from the OS as untouched zero pages, so a file that declares a
+/// huge image and then fails to decode costs address space, not resident memory, and the
+/// old contents are not copied.
 fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
-    if buf.len() < len {
+    if buf.capacity() < len {
+        *buf = Vec::new();
+        *buf = vec![0; len];
+    } else if buf.len() < len {
         buf.resize(len, 0);
     }
     &mut buf[..len]

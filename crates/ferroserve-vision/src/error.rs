@@ -6,9 +6,9 @@ use crate::ImageFormat;
 
 /// Why one image could not be preprocessed.
 ///
-/// Every variant but [`VisionError::InvalidSettings`], [`VisionError::WrongOutputLen`],
-/// [`VisionError::WrongPixelType`] and [`VisionError::Resize`] describes bad input from the
-/// client; those four are mistakes of the server's configuration, its code, or this crate.
+/// Every variant but [`VisionError::InvalidSettings`], [`VisionError::WrongOutputLen`] and
+/// [`VisionError::WrongPixelType`] describes bad input from the client; those three are
+/// mistakes of the server's configuration or its code.
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
     /// The request carried zero bytes of image data.
@@ -48,9 +48,6 @@ pub enum VisionError {
         expected: PixelType,
         requested: PixelType,
     },
-    /// The resampler refused the geometry this crate computed: a bug, not bad input.
-    #[error("resampling failed: {0}")]
-    Resize(String),
 }
 
 /// Preprocessing settings that cannot be carried out.

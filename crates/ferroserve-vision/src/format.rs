@@ -103,6 +103,39 @@ pub(crate) fn declared_size(format: ImageFormat, data: &[u8]) -> Option<(u32, u3
     }
 }
 
+/// Deflate's largest expansion: 258 bytes from a 2-bit length-and-distance code.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// Whether the compressed image data of the PNG `data` could inflate to the pixels its
+/// header declares: the declared rows (without their filter bytes, which only adds
+/// margin) must not exceed `1032 x` the bytes of all IDAT chunks before the first
+/// unreadable one. A 69-byte file declaring 8000x8000 RGBA16 fails here, before any
+/// decoder reserves the 512 MB its pixels would need. `None` if the header is unreadable.
+pub(crate) fn png_data_could_hold_pixels(data: &[u8]) -> Option<bool> {
+    let (width, height) = declared_size(ImageFormat::Png, data)?;
+    let (depth, color) = (*data.get(24)?, *data.get(25)?);
+    let samples: u64 = match color {
+        0 | 3 => 1,
+        2 => 3,
+        4 => 2,
+        6 => 4,
+        _ => return Some(true),
+    };
+    let row_bits = u64::from(width) * samples * u64::from(depth);
+    let declared = row_bits.div_ceil(8) * u64::from(height);
+    let mut compressed = 0u64;
+    let mut at = 8;
+    while let (Some(len), Some(kind)) = (be_u32(data, at), data.get(at + 4..at + 8)) {
+        if kind == b"IDAT" {
+            // What the file holds, not what a truncated chunk claims.
+            let present = data.len().saturating_sub(at + 8).min(len as usize);
+            compressed += present as u64;
+        }
+        at = at.saturating_add(12).saturating_add(len as usize);
+    }
+    Some(declared <= compressed.saturating_mul(DEFLATE_MAX_RATIO))
+}
+
 fn be_u32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
 }
@@ -143,6 +176,39 @@ mod tests {
         assert_eq!(ImageFormat::sniff(b"BM\0\0"), Some(ImageFormat::Bmp));
         assert_eq!(ImageFormat::sniff(b"II*\0"), None);
         assert_eq!(ImageFormat::sniff(b""), None);
+    }
+
+    #[test]
+    fn png_data_must_be_able_to_hold_the_declared_pixels() {
+        let chunk = |kind: &[u8], body: &[u8]| {
+            let mut c = (body.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(body);
+            c.extend_from_slice(&[0; 4]);
+            c
+        };
+        let png = |width: u32, height: u32, idat: usize| {
+            let mut ihdr = width.to_be_bytes().to_vec();
+            ihdr.extend_from_slice(&height.to_be_bytes());
+            ihdr.extend_from_slice(&[16, 6, 0, 0, 0]);
+            let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
+            data.extend(chunk(b"IHDR", &ihdr));
+            data.extend(chunk(b"IDAT", &vec![0; idat]));
+            data.extend(chunk(b"IEND", &[]));
+            data
+        };
+        // 8000x8000 RGBA16 is 512 MB of rows: 10 bytes cannot hold them, 500 KB can.
+        assert_eq!(
+            png_data_could_hold_pixels(&png(8000, 8000, 10)),
+            Some(false)
+        );
+        assert_eq!(
+            png_data_could_hold_pixels(&png(8000, 8000, 500_000)),
+            Some(true)
+        );
+        assert_eq!(png_data_could_hold_pixels(&png(8000, 8000, 10)[..20]), None);
+        let truncated = png(8000, 8000, 500_000);
+        assert_eq!(png_data_could_hold_pixels(&truncated[..69]), Some(false));
     }
 
     #[test]

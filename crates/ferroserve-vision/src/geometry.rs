@@ -52,13 +52,17 @@ impl Orientation {
     }
 }
 
-/// A rectangle in continuous pixel coordinates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Rect {
-    pub left: f64,
-    pub top: f64,
-    pub width: f64,
-    pub height: f64,
+/// One axis of a resize-then-crop, as Pillow computes it along the displayed image: the
+/// crop keeps `len` consecutive pixels, from `first` on, of the `input` pixels resized to
+/// `resized`. `mirrored` says that stored order runs against displayed order on this axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Axis {
+    pub input: u32,
+    /// Can exceed `u32` for extreme aspect ratios (a 1-pixel-high image resized to 256).
+    pub resized: u64,
+    pub first: u64,
+    pub len: u32,
+    pub mirrored: bool,
 }
 
 /// Where one displayed pixel of the crop lies in the resampled buffer: pixel `(x, y)` is
@@ -76,16 +80,14 @@ impl PixelWalk {
     }
 }
 
-/// Resize-then-center-crop of one image, expressed as one resampling of a stored-image
-/// rectangle.
+/// Resize-then-center-crop of one image, expressed as one resampling of the stored image
+/// straight to the crop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct CropPlan {
-    /// The part of the stored image that becomes the crop.
-    pub source: Rect,
-    /// Size of the resampled buffer, in stored orientation (crop size, swapped when the
-    /// orientation transposes).
-    pub resampled_width: u32,
-    pub resampled_height: u32,
+    /// The stored image's x axis (its columns); the resampled buffer is `columns.len` wide.
+    pub columns: Axis,
+    /// The stored image's y axis (its rows); the resampled buffer is `rows.len` high.
+    pub rows: Axis,
     /// Reads the resampled buffer in displayed order.
     pub walk: PixelWalk,
 }
@@ -107,51 +109,31 @@ impl CropPlan {
         crop_height: u32,
     ) -> CropPlan {
         let (shown_w, shown_h) = orientation.displayed_size(width, height);
-        let (shown_w, shown_h) = (f64::from(shown_w), f64::from(shown_h));
-        let scale = f64::from(short_side) / shown_w.min(shown_h);
-        let resized_w = (shown_w * scale).round_ties_even();
-        let resized_h = (shown_h * scale).round_ties_even();
-        let (crop_w, crop_h) = (f64::from(crop_width), f64::from(crop_height));
-        let left = ((resized_w - crop_w) / 2.0).floor();
-        let top = ((resized_h - crop_h) / 2.0).floor();
-        // Resampling `crop` output pixels from this rectangle gives exactly the pixels that
-        // resizing the whole image and then cropping gives: same scale, same pixel centers.
-        let (step_w, step_h) = (shown_w / resized_w, shown_h / resized_h);
-        let mut shown = Rect {
-            left: left * step_w,
-            top: top * step_h,
-            width: crop_w * step_w,
-            height: crop_h * step_h,
+        let scale = f64::from(short_side) / f64::from(shown_w.min(shown_h));
+        let axis = |input: u32, crop: u32, mirrored: bool| {
+            let resized = (f64::from(input) * scale).round_ties_even() as u64;
+            Axis {
+                input,
+                resized,
+                first: resized.saturating_sub(u64::from(crop)) / 2,
+                len: crop,
+                mirrored,
+            }
         };
-        if orientation.flip_x {
-            shown.left = shown_w - shown.left - shown.width;
-        }
-        if orientation.flip_y {
-            shown.top = shown_h - shown.top - shown.height;
-        }
-        shown.left = shown.left.max(0.0);
-        shown.top = shown.top.max(0.0);
-        shown.width = shown.width.min(shown_w - shown.left);
-        shown.height = shown.height.min(shown_h - shown.top);
-
-        let (cw, ch) = (crop_width as isize, crop_height as isize);
         let Orientation {
             transpose,
             flip_x,
             flip_y,
         } = orientation;
+        let across = axis(shown_w, crop_width, flip_x);
+        let down = axis(shown_h, crop_height, flip_y);
+        let (cw, ch) = (crop_width as isize, crop_height as isize);
         if transpose {
             // Displayed (x, y) is resampled (y', x') with x' = x or cw-1-x, y' = y or ch-1-y,
             // in a buffer `ch` pixels wide.
             CropPlan {
-                source: Rect {
-                    left: shown.top,
-                    top: shown.left,
-                    width: shown.height,
-                    height: shown.width,
-                },
-                resampled_width: crop_height,
-                resampled_height: crop_width,
+                columns: down,
+                rows: across,
                 walk: PixelWalk {
                     start: if flip_x { (cw - 1) * ch } else { 0 } + if flip_y { ch - 1 } else { 0 },
                     step_x: if flip_x { -ch } else { ch },
@@ -160,9 +142,8 @@ impl CropPlan {
             }
         } else {
             CropPlan {
-                source: shown,
-                resampled_width: crop_width,
-                resampled_height: crop_height,
+                columns: across,
+                rows: down,
                 walk: PixelWalk {
                     start: if flip_y { (ch - 1) * cw } else { 0 } + if flip_x { cw - 1 } else { 0 },
                     step_x: if flip_x { -1 } else { 1 },
@@ -193,17 +174,22 @@ mod tests {
     fn follows_pillow_rounding() {
         // cat.jpg: 451x300 -> 385x256 (384.85 rounds up), crop offset (385-224)//2 = 80.
         let plan = CropPlan::new(451, 300, Orientation::IDENTITY, 256, 224, 224);
-        let scale = 451.0 / 385.0;
-        assert!((plan.source.left - 80.0 * scale).abs() < 1e-9);
-        assert!((plan.source.width - 224.0 * scale).abs() < 1e-9);
-        assert!((plan.source.top - 16.0 * 300.0 / 256.0).abs() < 1e-9);
+        assert_eq!((plan.columns.resized, plan.columns.first), (385, 80));
+        assert_eq!((plan.rows.resized, plan.rows.first), (256, 16));
+        assert_eq!((plan.columns.input, plan.rows.input), (451, 300));
         // 13x10 -> 332.8x256 -> 333x256.
         let plan = CropPlan::new(13, 10, Orientation::IDENTITY, 256, 224, 224);
-        assert!((plan.source.left - ((333 - 224) / 2) as f64 * 13.0 / 333.0).abs() < 1e-9);
+        assert_eq!(
+            (plan.columns.resized, plan.columns.first),
+            (333, (333 - 224) / 2)
+        );
         // Ties round to even, as Python's round does: 5x2 at short side 1 is 2.5 -> 2 wide.
         let plan = CropPlan::new(5, 2, Orientation::IDENTITY, 1, 1, 1);
-        assert!((plan.source.width - 5.0 / 2.0).abs() < 1e-9);
-        assert_eq!((plan.resampled_width, plan.resampled_height), (1, 1));
+        assert_eq!(plan.columns.resized, 2);
+        assert_eq!((plan.columns.len, plan.rows.len), (1, 1));
+        // A 1-pixel-high strip resizes wider than u32 holds.
+        let plan = CropPlan::new(u32::MAX, 1, Orientation::IDENTITY, 256, 224, 224);
+        assert_eq!(plan.columns.resized, u64::from(u32::MAX) * 256);
     }
 
     #[test]
@@ -218,21 +204,13 @@ mod tests {
             shown.apply_orientation(exif);
             let (sw, sh) = shown.dimensions();
             let plan = CropPlan::new(w, h, orientation, sw.min(sh), sw, sh);
-            assert_eq!(
-                (plan.resampled_width, plan.resampled_height),
-                (w, h),
-                "{exif:?}"
-            );
-            assert_eq!(
-                plan.source,
-                Rect {
-                    left: 0.0,
-                    top: 0.0,
-                    width: w as f64,
-                    height: h as f64
-                },
-                "{exif:?}"
-            );
+            for (axis, size) in [(plan.columns, w), (plan.rows, h)] {
+                assert_eq!(
+                    (axis.input, axis.resized, axis.first, axis.len),
+                    (size, u64::from(size), 0, size),
+                    "{exif:?}"
+                );
+            }
             for y in 0..sh {
                 for x in 0..sw {
                     let at = plan.walk.index(x as usize, y as usize);
@@ -245,48 +223,30 @@ mod tests {
     }
 
     #[test]
-    fn crop_rect_follows_orientation() {
+    fn axes_follow_orientation() {
         // A 300x200 image shown rotated is 200x300: resized to 256x384, cropped at (16, 80).
         for exif in ALL {
             let orientation = Orientation::from_exif(exif);
             let plan = CropPlan::new(300, 200, orientation, 256, 224, 224);
-            let (across, along) = if orientation.transpose {
-                (plan.source.top, plan.source.left)
+            let (across, down) = if orientation.transpose {
+                (plan.rows, plan.columns)
             } else {
-                (plan.source.left, plan.source.top)
+                (plan.columns, plan.rows)
             };
-            if orientation.transpose {
-                // Displayed x runs along stored y (200 rows): 16 of 256 resized columns.
-                let step = 200.0 / 256.0;
-                let expect_x = if orientation.flip_x {
-                    200.0 - 240.0 * step
-                } else {
-                    16.0 * step
-                };
-                let step = 300.0 / 384.0;
-                let expect_y = if orientation.flip_y {
-                    300.0 - 304.0 * step
-                } else {
-                    80.0 * step
-                };
-                assert!((across - expect_x).abs() < 1e-9, "{exif:?}");
-                assert!((along - expect_y).abs() < 1e-9, "{exif:?}");
+            assert_eq!(across.mirrored, orientation.flip_x, "{exif:?}");
+            assert_eq!(down.mirrored, orientation.flip_y, "{exif:?}");
+            let (shown_w, shown_h) = orientation.displayed_size(300, 200);
+            assert_eq!((across.input, down.input), (shown_w, shown_h), "{exif:?}");
+            let expected = if orientation.transpose {
+                [(256, 16), (384, 80)]
             } else {
-                let step = 300.0 / 384.0;
-                let expect_x = if orientation.flip_x {
-                    300.0 - 304.0 * step
-                } else {
-                    80.0 * step
-                };
-                let step = 200.0 / 256.0;
-                let expect_y = if orientation.flip_y {
-                    200.0 - 240.0 * step
-                } else {
-                    16.0 * step
-                };
-                assert!((across - expect_x).abs() < 1e-9, "{exif:?}");
-                assert!((along - expect_y).abs() < 1e-9, "{exif:?}");
-            }
+                [(384, 80), (256, 16)]
+            };
+            assert_eq!(
+                [(across.resized, across.first), (down.resized, down.first)],
+                expected,
+                "{exif:?}"
+            );
         }
     }
 }

@@ -1,11 +1,10 @@
 //! One worker's image preprocessor: decode, resample the center crop, write the tensor.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use ferroserve_core::preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
 
 use crate::decode::{self, Channels};
 use crate::geometry::{CropPlan, PixelWalk};
+use crate::resample::Resampler;
 use crate::{ImageFormat, InvalidSettings, VisionError};
 
 /// Turns encoded images into model input, one image at a time, writing straight into a
@@ -17,10 +16,13 @@ use crate::{ImageFormat, InvalidSettings, VisionError};
 /// in the settings' layout, channel order and element type. Alpha is dropped without
 /// compositing, gray is replicated to three channels, 16-bit samples are rounded to 8 bits.
 ///
-/// The preprocessor keeps its decode and resample buffers between calls: after the first
-/// image of a given size, no buffer of its own grows. The buffers keep the size of the
-/// largest image seen (at most `max_pixels` x 8 bytes for decoding). Give each worker thread
-/// its own preprocessor; it is `Send`, not meant to be shared.
+/// The preprocessor keeps its decode and resample buffers, and the resampler's coefficient
+/// tables, between calls: after the first image of a given size, preprocessing another of
+/// that size allocates nothing of its own (the decoders still allocate their state). A
+/// buffer grown past [`ImagePreprocessor::RETAINED_BYTES`] for one large image is freed once
+/// that image is done, so that what a preprocessor keeps between calls
+/// ([`ImagePreprocessor::retained_bytes`]) stays under that cap whatever clients send.
+/// Give each worker thread its own preprocessor; it is `Send`, not meant to be shared.
 pub struct ImagePreprocessor {
     settings: ImagePreprocessing,
     /// Why the settings cannot be carried out, if they cannot.
@@ -33,7 +35,7 @@ pub struct ImagePreprocessor {
     resampled: Vec<u8>,
     /// One displayed row of the crop, for crops that cannot be read in place.
     row: Vec<[u8; 3]>,
-    resizer: Resizer,
+    resampler: Resampler,
 }
 
 /// What `resample` left in `ImagePreprocessor::resampled`.
@@ -44,6 +46,14 @@ struct Resampled {
 }
 
 impl ImagePreprocessor {
+    /// The most heap memory a preprocessor keeps between images: 64 MiB.
+    ///
+    /// Enough for the decode buffer of a 4000x3000 photo as RGB (36 MB, a JPEG) or RGBA
+    /// (48 MB, a PNG) and the resampler's scratch memory, so that the common large image
+    /// is decoded into reused memory; an image needing more (up to `max_pixels` x 8 bytes
+    /// for a 16-bit RGBA PNG) gets its buffer for the duration of the call only.
+    pub const RETAINED_BYTES: usize = 64 << 20;
+
     /// A preprocessor carrying out `settings`.
     ///
     /// Settings that [`ImagePreprocessor::validate`] refuses make every call fail with
@@ -63,7 +73,7 @@ impl ImagePreprocessor {
             decoded: Vec::new(),
             resampled: Vec::new(),
             row: Vec::new(),
-            resizer: Resizer::new(),
+            resampler: Resampler::new(),
         }
     }
 
@@ -99,6 +109,23 @@ impl ImagePreprocessor {
         Ok(())
     }
 
+    /// Heap bytes this preprocessor keeps between calls (its buffers' capacities and the
+    /// resampler's tables), at most [`ImagePreprocessor::RETAINED_BYTES`] after any call.
+    pub fn retained_bytes(&self) -> usize {
+        self.decoded.capacity()
+            + self.resampled.capacity()
+            + self.row.capacity() * size_of::<[u8; 3]>()
+            + self.resampler.retained_bytes()
+    }
+
+    /// Frees the buffers that one large image grew past the cap.
+    fn release_excess(&mut self) {
+        if self.retained_bytes() > Self::RETAINED_BYTES {
+            self.decoded = Vec::new();
+            self.resampler.release_scratch();
+        }
+    }
+
     /// The settings this preprocessor carries out.
     pub fn settings(&self) -> &ImagePreprocessing {
         &self.settings
@@ -111,7 +138,9 @@ impl ImagePreprocessor {
     /// On error `out` is left untouched.
     pub fn preprocess_f32(&mut self, encoded: &[u8], out: &mut [f32]) -> Result<(), VisionError> {
         self.check_output(PixelType::F32, out.len())?;
-        let resampled = self.resample(encoded)?;
+        let resampled = self.resample(encoded);
+        self.release_excess();
+        let resampled = resampled?;
         let normalized = &self.normalized;
         write_image(
             &self.resampled,
@@ -131,7 +160,9 @@ impl ImagePreprocessor {
     /// On error `out` is left untouched.
     pub fn preprocess_u8(&mut self, encoded: &[u8], out: &mut [u8]) -> Result<(), VisionError> {
         self.check_output(PixelType::U8, out.len())?;
-        let resampled = self.resample(encoded)?;
+        let resampled = self.resample(encoded);
+        self.release_excess();
+        let resampled = resampled?;
         write_image(
             &self.resampled,
             resampled,
@@ -179,46 +210,18 @@ impl ImagePreprocessor {
             settings.crop_width,
             settings.crop_height,
         );
-        let pixel_type = match decoded.channels {
-            Channels::Gray => fast_image_resize::PixelType::U8,
-            Channels::Rgb => fast_image_resize::PixelType::U8x3,
-        };
-        let source = ImageRef::new(
-            decoded.width,
-            decoded.height,
+        self.resampler.resample(
             &self.decoded[..decoded.len()],
-            pixel_type,
-        )
-        .map_err(resize_error)?;
-        let len = plan.resampled_width as usize
-            * plan.resampled_height as usize
-            * decoded.channels as usize;
-        if self.resampled.len() < len {
-            self.resampled.resize(len, 0);
-        }
-        let mut target = Image::from_slice_u8(
-            plan.resampled_width,
-            plan.resampled_height,
-            &mut self.resampled[..len],
-            pixel_type,
-        )
-        .map_err(resize_error)?;
-        let rect = plan.source;
-        let options = ResizeOptions::new()
-            .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
-            .crop(rect.left, rect.top, rect.width, rect.height);
-        self.resizer
-            .resize(&source, &mut target, &options)
-            .map_err(resize_error)?;
+            decoded.width as usize,
+            decoded.channels,
+            &plan,
+            &mut self.resampled,
+        );
         Ok(Resampled {
             channels: decoded.channels,
             walk: plan.walk,
         })
     }
-}
-
-fn resize_error(error: impl std::fmt::Display) -> VisionError {
-    VisionError::Resize(error.to_string())
 }
 
 /// Writes the resampled crop into `out` in displayed order, in the settings' layout and
@@ -303,6 +306,92 @@ fn displayed_row<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CRC-32 of PNG chunks (ISO 3309), bit by bit.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn chunk(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        let crc = crc32(&[kind.as_slice(), body].concat());
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_png_declaring_more_pixels_than_its_data_holds_is_refused_before_decoding() {
+        // Issue 14: 69 bytes declaring 8000x8000 RGBA16 (512 MB of pixels, within the
+        // default max_pixels) used to grow the decode buffer to 512 MB and keep it.
+        let mut ihdr = 8000u32.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&8000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[16, 6, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(
+            b"IDAT",
+            &[
+                0x78, 0x9c, 0xed, 0xc1, 0x01, 0x0d, 0, 0, 0, 0xc2, 0xa0, 0xf7,
+            ],
+        ));
+        png.extend(chunk(b"IEND", &[]));
+        assert_eq!(png.len(), 69);
+        let mut pre = ImagePreprocessor::new(ImagePreprocessing::imagenet());
+        let mut out = vec![0f32; pre.settings().image_len()];
+        let error = pre.preprocess_f32(&png, &mut out).unwrap_err();
+        assert!(matches!(error, VisionError::Corrupt { .. }), "{error}");
+        assert_eq!(pre.decoded.capacity(), 0);
+        assert!(pre.retained_bytes() < ImagePreprocessor::RETAINED_BYTES);
+    }
+
+    #[test]
+    fn buffers_grown_past_the_cap_are_released_and_smaller_ones_kept() {
+        // 16384x520 RGBA16: 68 MB decoded, over the 64 MiB cap; all zero, so a small file.
+        let (width, height) = (16384u32, 520u32);
+        let pixels = vec![0u8; width as usize * height as usize * 8];
+        let mut png = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut png),
+            &pixels,
+            width,
+            height,
+            image::ExtendedColorType::Rgba16,
+        )
+        .unwrap();
+        drop(pixels);
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/images/");
+        let photo = std::fs::read(format!("{dir}motorcycle.jpg")).unwrap();
+        let mut pre = ImagePreprocessor::new(ImagePreprocessing::imagenet());
+        let mut out = vec![0f32; pre.settings().image_len()];
+
+        pre.preprocess_f32(&png, &mut out).unwrap();
+        for plane in out.chunks_exact(out.len() / 3) {
+            assert!(plane.iter().all(|&v| v == plane[0]), "a black image");
+        }
+        assert!(pre.retained_bytes() <= ImagePreprocessor::RETAINED_BYTES);
+        assert_eq!(pre.decoded.capacity(), 0);
+
+        // A normal photo grows its buffers again once, then reuses them.
+        pre.preprocess_f32(&photo, &mut out).unwrap();
+        let decoded = (pre.decoded.as_ptr(), pre.decoded.capacity());
+        let kept = pre.retained_bytes();
+        pre.preprocess_f32(&photo, &mut out).unwrap();
+        assert_eq!((pre.decoded.as_ptr(), pre.decoded.capacity()), decoded);
+        assert_eq!(pre.retained_bytes(), kept);
+    }
 
     #[test]
     fn buffers_do_not_grow_after_the_first_image() {
