@@ -144,17 +144,20 @@ def test_the_repository_is_a_jail(tmp_path):
     outside.mkdir()
     (outside / "secret.txt").write_text("the secret\n" * 1000)
     repository = tmp_path / "models"
-    model = repository / "leaky"
+    model = repository / MODEL  # its labels.txt leads out
     shutil.copytree(ROOT / "models" / MODEL, model, symlinks=False)
     (model / "labels.txt").unlink()
     (model / "labels.txt").symlink_to(outside / "secret.txt")
-    (repository / "linked").symlink_to(ROOT / "models" / MODEL)
+    bare = outside / "bare" / "1"
+    bare.mkdir(parents=True)
+    shutil.copy(ROOT / "models" / MODEL / "1" / "model.onnx", bare / "model.onnx")
+    (repository / "linked").symlink_to(outside / "bare")
     server = start_server(repository)
     try:
         client = httpclient.InferenceServerClient(server.http)
         index = client.get_model_repository_index()
         reasons = {entry["name"]: entry.get("reason", "") for entry in index}
-        for name in ("leaky", "linked"):
+        for name in (MODEL, "linked"):
             assert not client.is_model_ready(name), name
             assert "outside the model repository" in reasons[name], reasons
         for reason in reasons.values():
@@ -166,6 +169,6 @@ def test_the_repository_is_a_jail(tmp_path):
     try:
         client = httpclient.InferenceServerClient(server.http)
         assert client.is_model_ready("linked")
-        assert client.is_model_ready("leaky")
+        assert client.is_model_ready(MODEL)
     finally:
         stop_server(server)

@@ -230,6 +230,14 @@ async fn serve(
         addresses,
         tls,
     } = ports;
+    // Polled once now, so that the signal handlers are installed before the models load:
+    // a SIGTERM from then on drains the server instead of killing it.
+    let mut stop = std::pin::pin!(stop);
+    let stopped = tokio::select! {
+        biased;
+        () = &mut stop => true,
+        () = std::future::ready(()) => false,
+    };
     let (shutdown, _) = tokio::sync::watch::channel(false);
     if runtime.control_mode() == ModelControlMode::Poll {
         let runtime = runtime.clone();
@@ -303,7 +311,9 @@ async fn serve(
         runtime.start_tuner(tune.latency_target, tune.window);
     }
     announce(&runtime, &config, addresses);
-    stop.await;
+    if !stopped {
+        stop.await;
+    }
     runtime.begin_drain();
     eprintln!(
         "ferroserve: shutting down: not ready; serving for {:?} more, then finishing accepted requests",
