@@ -221,6 +221,11 @@ impl AccessRules {
         })
     }
 
+    /// Whether any API group needs a key.
+    pub fn restricts(&self) -> bool {
+        !self.restrictions.is_empty()
+    }
+
     /// Whether a request with `headers` may call `group`.
     pub fn check(&self, group: ApiGroup, headers: &HeaderMap) -> Result<(), Denied> {
         let Some(restriction) = self.restrictions.iter().find(|r| r.groups.contains(&group)) else {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::HttpState;
+use crate::access::ApiGroup;
 use ferroserve_runtime::ServeError;
 
 /// The model a route names: `/v2/models/{model}[/versions/{version}]/...`.
@@ -47,23 +48,41 @@ impl ModelRef {
     }
 }
 
-/// Room in the model's queue, checked before the body is read: an overloaded model
-/// answers 429 at once instead of after reading (and parsing) a large body.
-pub(super) struct Room;
+/// The model a route names, with room in its queue: checked before the body is read,
+/// so that an overloaded model answers 429 at once instead of after reading (and
+/// parsing) a large body. Unknown models and the like are answered after the body.
+pub(super) struct WithRoom(pub ModelRef);
 
-impl FromRequestParts<HttpState> for Room {
+impl FromRequestParts<HttpState> for WithRoom {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
         let model = ModelRef::from_request_parts(parts, state).await?;
         match state.runtime.has_room(&model.name, model.version) {
-            Ok(()) => Ok(Room),
             Err(full @ ServeError::QueueFull(_)) => {
                 Err(ApiError::from(full).before_body(&parts.headers))
             }
-            // Unknown models and the like are answered after the body, as before.
-            Err(_) => Ok(Room),
+            _ => Ok(WithRoom(model)),
         }
+    }
+}
+
+/// Refuses a state-changing request from a browser page of another origin (403), before
+/// its body is read; see [`crate::access`].
+pub(super) struct SameOrigin;
+
+impl FromRequestParts<HttpState> for SameOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        let group = ApiGroup::of_http_path(parts.uri.path()).unwrap_or(ApiGroup::Metadata);
+        state
+            .access
+            .check_origin(group, &parts.method, &parts.headers)
+            .map_err(|denied| {
+                ApiError::new(StatusCode::FORBIDDEN, denied.to_string()).before_body(&parts.headers)
+            })?;
+        Ok(SameOrigin)
     }
 }
 

@@ -36,12 +36,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::access::{AccessRules, ApiGroup, Denied};
+use crate::access::{AccessRules, ApiGroup};
 use ferroserve_runtime::infer::Timings;
 use ferroserve_runtime::{Runtime, ServeError};
 
 use error::ApiError;
-use extract::{ModelRef, RequestBody, Room};
+use extract::{ModelRef, RequestBody, SameOrigin, WithRoom};
 
 /// The header of the binary tensor data extension giving the length of the JSON header
 /// at the start of a request or response body.
@@ -80,6 +80,7 @@ impl Default for HttpLimits {
 struct HttpState {
     runtime: Arc<Runtime>,
     limits: HttpLimits,
+    access: Arc<AccessRules>,
 }
 
 /// The KServe v2 / Triton HTTP API of `runtime`, under the `access` rules.
@@ -106,8 +107,13 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits, access: Arc<AccessRules
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             limits.body_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(access.clone(), guard));
+        ));
+    // Checked per request only when some API is restricted: an open server pays nothing.
+    let routes = if access.restricts() {
+        routes.layer(axum::middleware::from_fn_with_state(access.clone(), guard))
+    } else {
+        routes
+    };
     let routes = if access.cors_origins.is_empty() {
         routes
     } else {
@@ -120,26 +126,23 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits, access: Arc<AccessRules
     } else {
         routes
     };
-    routes.with_state(HttpState { runtime, limits })
+    routes.with_state(HttpState {
+        runtime,
+        limits,
+        access,
+    })
 }
 
-/// The access rules, before anything of the request's body is read: a restricted API
-/// without its key is 401, a browser page of another origin changing state is 403.
+/// The keys of restricted APIs, before anything of the request's body is read: 401
+/// without the key.
 async fn guard(
     State(access): State<Arc<AccessRules>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(group) = ApiGroup::of_http_path(request.uri().path()) {
-        let checked = access
-            .check_origin(group, request.method(), request.headers())
-            .and_then(|()| access.check(group, request.headers()));
-        if let Err(denied) = checked {
-            let status = match denied {
-                Denied::NoKey(_) => StatusCode::UNAUTHORIZED,
-                Denied::CrossOrigin(_) => StatusCode::FORBIDDEN,
-            };
-            return ApiError::new(status, denied.to_string())
+        if let Err(denied) = access.check(group, request.headers()) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, denied.to_string())
                 .before_body(request.headers())
                 .into_response();
         }
@@ -265,6 +268,7 @@ pub fn health_router(runtime: Arc<Runtime>) -> Router {
         .with_state(HttpState {
             runtime,
             limits: HttpLimits::default(),
+            access: Arc::default(),
         })
 }
 
@@ -382,9 +386,8 @@ async fn model_statistics(
 #[tracing::instrument(skip_all, fields(model = %model.name, version = ?model.version))]
 async fn infer(
     State(state): State<HttpState>,
-    model: ModelRef,
+    WithRoom(model): WithRoom,
     headers: HeaderMap,
-    _: Room,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let (request, encoding) = match extract::inference_header_length(&headers)? {
@@ -427,9 +430,8 @@ const MAX_TOP_K: usize = 1000;
 #[tracing::instrument(skip_all, fields(model = %model.name, version = ?model.version))]
 async fn classify(
     State(state): State<HttpState>,
-    model: ModelRef,
+    WithRoom(model): WithRoom,
     query: Result<Query<ClassifyQuery>, axum::extract::rejection::QueryRejection>,
-    _: Room,
     RequestBody(image): RequestBody,
 ) -> Result<Response, ApiError> {
     let Query(query) =
@@ -473,6 +475,7 @@ struct IndexRequest {
 
 async fn repository_index(
     State(state): State<HttpState>,
+    _: SameOrigin,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let request: IndexRequest = optional_json(&body, "repository index request")?;
@@ -493,6 +496,7 @@ struct RepositoryRequest {
 async fn load_model(
     State(state): State<HttpState>,
     model: ModelRef,
+    _: SameOrigin,
     RequestBody(body): RequestBody,
 ) -> Result<StatusCode, ApiError> {
     let request: RepositoryRequest = optional_json(&body, "load request")?;
@@ -515,6 +519,7 @@ async fn load_model(
 async fn unload_model(
     State(state): State<HttpState>,
     model: ModelRef,
+    _: SameOrigin,
     RequestBody(body): RequestBody,
 ) -> Result<StatusCode, ApiError> {
     // `unload_dependents` needs no action: no model depends on another.
