@@ -185,6 +185,14 @@ impl Decoder {
         })
     }
 
+    fn out_of_scope(&self, path: &str, message: &str) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            field: path.to_string(),
+            message: message.to_string(),
+        }
+    }
+
     fn one_of(&self, value: &str, path: &str, allowed: &[&str]) -> Result<String, ConfigError> {
         if value.is_empty() || allowed.contains(&value) {
             Ok(value.to_string())
@@ -257,6 +265,25 @@ impl Decoder {
                             });
                         }
                     }
+                }
+                // Stateful and decoupled models are out of scope: refused, not served
+                // as if they were stateless.
+                ("sequence_batching", Value::Message(_)) => {
+                    return Err(self.out_of_scope(
+                        path,
+                        "sequence batching (stateful models) is not supported by ferroserve",
+                    ));
+                }
+                ("model_transaction_policy", Value::Message(policy))
+                    if matches!(
+                        policy.get_field_by_name("decoupled").as_deref(),
+                        Some(Value::Bool(true))
+                    ) =>
+                {
+                    return Err(self.out_of_scope(
+                        "model_transaction_policy.decoupled",
+                        "decoupled models (any number of responses per request) are not supported by ferroserve",
+                    ));
                 }
                 ("response_cache", Value::Message(cache)) => {
                     config.response_cache = Some(self.response_cache(cache));

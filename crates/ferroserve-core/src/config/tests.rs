@@ -1291,3 +1291,24 @@ fn to_text_reads_back_as_the_same_configuration() {
     let again = parse(&text);
     assert_eq!(again.to_json(), config.to_json(), "{text}");
 }
+
+#[test]
+fn stateful_and_decoupled_models_are_refused_by_name() {
+    for (text, field) in [
+        (
+            format!("{IO} sequence_batching {{ max_sequence_idle_microseconds: 5000000 }}"),
+            "sequence_batching",
+        ),
+        (
+            format!("{IO} model_transaction_policy {{ decoupled: true }}"),
+            "model_transaction_policy.decoupled",
+        ),
+    ] {
+        let message = parse_err(&text).to_string();
+        assert!(
+            message.contains(&format!(": {field}: "))
+                && message.contains("not supported by ferroserve"),
+            "{message}"
+        );
+    }
+}

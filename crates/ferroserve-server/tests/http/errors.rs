@@ -104,6 +104,13 @@ async fn infer_errors_are_4xx_json_and_leave_the_server_serving() {
             "batch",
         ),
         (
+            "the same output twice",
+            json!({"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": {"binary_data_size": size}}],
+                   "outputs": [{"name": "logits"}, {"name": "logits"}]}),
+            cat.clone(),
+            "output 'logits' already exists in request",
+        ),
+        (
             "unknown output",
             json!({"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": {"binary_data_size": size}}],
                    "outputs": [{"name": "probabilities"}]}),
