@@ -7,6 +7,14 @@ if ! .venv/bin/python -c "import tritonclient.grpc, tritonclient.http, pytest" 2
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi
+# promtool (Debian's prometheus package) lints a metrics scrape in test_operations.py.
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
+  echo "python-tests: installing promtool (Debian package prometheus)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package may start a Prometheus server; the tests need only promtool.
+  pkill -x prometheus 2>/dev/null || true
+fi
 # `make test` passes the binary `cargo test --workspace` just built (building it again
 # alone would resolve other dependency features and recompile much of the tree).
 if [ -z "${FERROSERVE_BIN:-}" ]; then

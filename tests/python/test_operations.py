@@ -101,6 +101,33 @@ def test_metrics_have_tritons_names():
     success = next(line for line in text.splitlines()
                    if line.startswith("nv_inference_request_success{") and f'model="{MODEL}"' in line)
     assert float(success.rsplit(" ", 1)[1]) >= 1, success
+    for name in ("process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"):
+        assert any(line.startswith(name + " ") for line in text.splitlines()), f"{name} missing"
+
+
+def test_a_scrape_passes_promtool():
+    """Prometheus's own linter (Debian's prometheus package, installed by
+    scripts/python-tests.sh) on a scrape after traffic."""
+    import shutil
+    import subprocess
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/python-tests.sh installs it"
+    server = start_server(ROOT / "models", "--model-control-mode", "explicit", "--load-model", MODEL)
+    try:
+        assert classify(server.http) == 200
+        with urllib.request.urlopen(f"http://{server.metrics}/metrics", timeout=10) as response:
+            text = response.read()
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
+    problems = (checked.stdout + checked.stderr).decode()
+    # 0: clean; 3: lint findings; anything else: the scrape does not parse.
+    assert checked.returncode in (0, 3), problems
+    # The only findings allowed are on Triton's own names (counters without `_total`,
+    # `_us` units), kept as Triton spells them so that its dashboards work unchanged.
+    findings = [line for line in problems.splitlines() if line.strip()]
+    assert all(line.startswith("nv_") for line in findings), problems
 
 
 def test_json_logs_have_one_access_line_per_request():
