@@ -124,7 +124,8 @@ impl RecentLatencies {
 
     fn summary_at(&self, now: Instant, window: Duration) -> RecentSummary {
         let period = self.period_of(now);
-        let slots_wanted = (window.as_nanos().div_ceil(SLOT.as_nanos()) as u64).clamp(1, SLOTS as u64);
+        let slots_wanted =
+            (window.as_nanos().div_ceil(SLOT.as_nanos()) as u64).clamp(1, SLOTS as u64);
         let mut merged = [0u64; BUCKETS];
         {
             let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());

@@ -53,9 +53,17 @@ const OPENAPI_JSON: &str = include_str!("../../assets/openapi.json");
 
 /// The files under `/ui/`: name, content type, contents.
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("page.js", JAVASCRIPT, include_bytes!("../../assets/page.js")),
+    (
+        "page.js",
+        JAVASCRIPT,
+        include_bytes!("../../assets/page.js"),
+    ),
     ("page.css", CSS, include_bytes!("../../assets/page.css")),
-    ("docs.js", JAVASCRIPT, include_bytes!("../../assets/docs.js")),
+    (
+        "docs.js",
+        JAVASCRIPT,
+        include_bytes!("../../assets/docs.js"),
+    ),
     (
         "redoc.standalone.js",
         JAVASCRIPT,
@@ -246,7 +254,9 @@ async fn live_view(State(state): State<HttpState>) -> Result<Json<LiveView>, Api
 fn model_view(served: &ServedModel) -> ModelView {
     let model = &served.model;
     let telemetry = &served.telemetry;
-    let stats = telemetry.statistics(&model.name, model.version).inference_stats;
+    let stats = telemetry
+        .statistics(&model.name, model.version)
+        .inference_stats;
     let (hits, misses) = (stats.cache_hit.count, stats.cache_miss.count);
     let settings = served.scheduler.settings();
     let arrangement = served.arrangements.get(settings.instances);

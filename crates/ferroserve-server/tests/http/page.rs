@@ -69,9 +69,15 @@ async fn the_openapi_document_describes_every_route_of_the_router() {
         }
     }
     let missing: Vec<_> = routes.difference(&documented).collect();
-    assert!(missing.is_empty(), "routes not in the document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes not in the document: {missing:?}"
+    );
     let extra: Vec<_> = documented.difference(&routes).collect();
-    assert!(extra.is_empty(), "documented routes the router lacks: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "documented routes the router lacks: {extra:?}"
+    );
 }
 
 #[tokio::test]
@@ -133,11 +139,18 @@ async fn check_document(path: &str) -> String {
     assert!(!policy.contains("script-src"), "{policy}");
     let html = response.text().await.unwrap();
     for (at, _) in html.match_indices("<script") {
-        assert!(html[at..].starts_with("<script src=\"/"), "{path}: inline script");
+        assert!(
+            html[at..].starts_with("<script src=\"/"),
+            "{path}: inline script"
+        );
     }
     for reference in local_references(&html) {
         let response = reqwest::get(url(&reference)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path} names {reference}");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{path} names {reference}"
+        );
         let expected = match reference.rsplit('.').next() {
             Some("js") => "text/javascript; charset=utf-8",
             Some("css") => "text/css; charset=utf-8",
@@ -152,7 +165,10 @@ async fn check_document(path: &str) -> String {
 #[tokio::test]
 async fn the_page_is_served_from_the_binary() {
     let html = check_document("/").await;
-    assert!(html.contains("/ui/page.js") && html.contains("/v2/docs"), "{html}");
+    assert!(
+        html.contains("/ui/page.js") && html.contains("/v2/docs"),
+        "{html}"
+    );
     let script = get_embedded("/ui/page.js", "text/javascript; charset=utf-8")
         .await
         .text()
@@ -188,11 +204,19 @@ async fn the_docs_page_renders_the_document_with_the_vendored_redoc() {
 async fn sample_photos_are_served_and_unknown_files_are_404() {
     for sample in ["cat.jpg", "coffee.jpg", "motorcycle.jpg"] {
         let path = format!("/ui/samples/{sample}");
-        let photo = get_embedded(&path, "image/jpeg").await.bytes().await.unwrap();
+        let photo = get_embedded(&path, "image/jpeg")
+            .await
+            .bytes()
+            .await
+            .unwrap();
         let on_disk = std::fs::read(support::repo_root().join("tests/data/images").join(sample));
         assert_eq!(photo.as_ref(), on_disk.unwrap().as_slice(), "{sample}");
     }
-    for path in ["/ui/samples/astronaut.png", "/ui/nothing.js", "/ui/..%2Fmod.rs"] {
+    for path in [
+        "/ui/samples/astronaut.png",
+        "/ui/nothing.js",
+        "/ui/..%2Fmod.rs",
+    ] {
         let response = reqwest::get(url(path)).await.unwrap();
         assert_error(response, StatusCode::NOT_FOUND, "no file").await;
     }
@@ -223,7 +247,10 @@ async fn the_live_view_reports_requests_latency_queue_cache_and_scheduling() {
     assert_eq!(model["version"], "1");
     assert_eq!(model["classifies"], true);
     assert!(model["success"].as_u64().unwrap() >= 1, "{model}");
-    assert!(model["fail"].is_u64() && model["queue_depth"].is_u64(), "{model}");
+    assert!(
+        model["fail"].is_u64() && model["queue_depth"].is_u64(),
+        "{model}"
+    );
     for window in ["last_minute", "last_5_minutes"] {
         let window = &model[window];
         assert!(window["requests"].as_u64().unwrap() >= 1, "{window}");
@@ -233,12 +260,21 @@ async fn the_live_view_reports_requests_latency_queue_cache_and_scheduling() {
         assert!(p99.as_f64().unwrap() >= p50.as_f64().unwrap(), "{window}");
     }
     let cache = &model["cache"];
-    assert!(cache["enabled"].is_boolean() && cache["hits"].is_u64(), "{cache}");
+    assert!(
+        cache["enabled"].is_boolean() && cache["hits"].is_u64(),
+        "{cache}"
+    );
     assert!(cache["hit_ratio"].is_null() || cache["hit_ratio"].is_f64());
     let scheduling = &model["scheduling"];
     assert_eq!(scheduling["tuned"], false);
-    assert!(scheduling["instances"].as_u64().unwrap() >= 1, "{scheduling}");
-    assert!(scheduling["max_batch"].as_u64().unwrap() >= 1, "{scheduling}");
+    assert!(
+        scheduling["instances"].as_u64().unwrap() >= 1,
+        "{scheduling}"
+    );
+    assert!(
+        scheduling["max_batch"].as_u64().unwrap() >= 1,
+        "{scheduling}"
+    );
     let repository = live["repository"].as_array().unwrap();
     for name in [MODEL, image_model] {
         let entry = repository.iter().find(|e| e["name"] == name).unwrap();
