@@ -46,6 +46,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JPEG: &str = "image/jpeg";
+const SVG: &str = "image/svg+xml";
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const DOCS_HTML: &str = include_str!("../../assets/docs.html");

@@ -155,6 +155,7 @@ async fn check_document(path: &str) -> String {
             Some("js") => "text/javascript; charset=utf-8",
             Some("css") => "text/css; charset=utf-8",
             Some("json") => "application/json",
+            Some("svg") => "image/svg+xml",
             _ => "text/html; charset=utf-8",
         };
         assert_eq!(response.headers()["content-type"], expected, "{reference}");
