@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 from conftest import ROOT
 
 DOCUMENT = ROOT / "crates" / "ferroserve-server" / "assets" / "openapi.json"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 # Every check that compares a response with the document; negative_data_rejection and
 # positive_data_acceptance are left out: the document types a tensor's `data` and a
@@ -45,7 +46,7 @@ def test_the_served_document_is_valid_openapi(server):
 
 def test_schemathesis_finds_no_server_error_and_no_undocumented_response(server, tmp_path):
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run",
+        str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
         f"http://{server.http}/v2/openapi.json",
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing",
