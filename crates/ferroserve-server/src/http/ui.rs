@@ -66,6 +66,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/docs.js"),
     ),
     (
+        "favicon.svg",
+        SVG,
+        include_bytes!("../../assets/favicon.svg"),
+    ),
+    (
         "redoc.standalone.js",
         JAVASCRIPT,
         include_bytes!("../../assets/vendor/redoc/redoc.standalone.js"),

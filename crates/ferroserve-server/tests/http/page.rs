@@ -201,7 +201,10 @@ async fn the_docs_page_renders_the_document_with_the_vendored_redoc() {
     assert!(redoc.len() > 500_000, "{}", redoc.len());
     // Offline: the vendored bundle fetches nothing (see assets/vendor/redoc/README.md).
     let redoc = String::from_utf8_lossy(&redoc);
-    assert!(!redoc.contains("https://cdn."), "the docs page would fetch from a CDN");
+    assert!(
+        !redoc.contains("https://cdn."),
+        "the docs page would fetch from a CDN"
+    );
 }
 
 #[tokio::test]
