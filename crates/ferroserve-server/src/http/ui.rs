@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -128,8 +129,6 @@ fn embedded(content_type: &'static str, policy: Option<&'static str>, body: Body
     }
     response
 }
-
-type Body = axum::body::Body;
 
 async fn page() -> Response {
     embedded(HTML, Some(PAGE_POLICY), Body::from(INDEX_HTML))
