@@ -5,7 +5,8 @@
 //!
 //! A request travels one way: [`admission`] (checked against the model's signature) →
 //! [`cache`] or compute ([`preprocess`], [`scheduler`], the engine) → [`respond`] →
-//! [`telemetry`] (Prometheus [`metrics`], Triton [`stats`], the [`tune`]r's window).
+//! [`telemetry`] (Prometheus [`metrics`], Triton [`stats`], the [`tune`]r's window, the
+//! [`recent`] latencies of the live view).
 
 pub mod admission;
 pub mod arrangement;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod infer;
 pub mod metrics;
 pub mod preprocess;
+pub mod recent;
 pub mod registry;
 pub mod respond;
 pub mod runtime;

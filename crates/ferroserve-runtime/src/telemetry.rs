@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use crate::arrangement::Arrangement;
 use crate::error::ServeError;
 use crate::metrics::{self as m, ModelMetrics};
+use crate::recent::{RecentLatencies, RecentSummary};
 use crate::stats::{ModelStatistics, ModelStats};
 
 /// What one model version's requests, queue and engine report.
@@ -18,6 +19,8 @@ pub struct Telemetry {
     stats: ModelStats,
     /// Latencies of the current tuning window, when the server tunes itself.
     latencies: Option<LatencyWindow>,
+    /// Latencies of the successful requests of the last minutes, for the live view.
+    recent: RecentLatencies,
 }
 
 impl Telemetry {
@@ -28,6 +31,7 @@ impl Telemetry {
             metrics: ModelMetrics::new(model, version),
             stats: ModelStats::default(),
             latencies: tuned.then(LatencyWindow::new),
+            recent: RecentLatencies::new(),
         }
     }
 
@@ -40,6 +44,7 @@ impl Telemetry {
         }
         let triton = &self.metrics.triton;
         if ok {
+            self.recent.record(elapsed);
             self.metrics.queue_seconds.record(queued.as_secs_f64());
             self.metrics.inferences.increment(rows as u64);
             triton.success.increment(1);
@@ -132,6 +137,12 @@ impl Telemetry {
     /// What the tuning window since the last call measured; `None` when not tuned.
     pub fn take_window(&self) -> Option<Measurement> {
         self.latencies.as_ref().map(LatencyWindow::take)
+    }
+
+    /// The successful requests of the last `window` (at most 5 minutes): count and
+    /// latency quantiles.
+    pub fn recent(&self, window: Duration) -> RecentSummary {
+        self.recent.summary(window)
     }
 
     /// Triton's statistics of `name` `version`.
@@ -278,6 +289,7 @@ mod tests {
         assert_eq!(stats.inference_stats.success.count, 1);
         assert_eq!(stats.inference_stats.fail.count, 1);
         assert_eq!(telemetry.take_window().map(|w| w.requests), Some(2));
+        assert_eq!(telemetry.recent(Duration::from_secs(60)).requests, 1);
         assert!(Telemetry::new("m", 1, false).take_window().is_none());
     }
 }

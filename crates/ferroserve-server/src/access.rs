@@ -74,6 +74,8 @@ impl ApiGroup {
                 ApiGroup::SharedMemory
             }
             "/openapi.json" => return None,
+            // The page's live view: statistics, under the same key.
+            "/ui/live" => ApiGroup::Statistics,
             _ if rest.starts_with("/docs") => return None,
             _ if rest.starts_with("/trace") => ApiGroup::Trace,
             _ if rest.starts_with("/logging") => ApiGroup::Logging,

@@ -22,6 +22,7 @@
 mod error;
 mod extract;
 mod infer;
+mod ui;
 
 use std::sync::Arc;
 
@@ -101,6 +102,7 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits, access: Arc<AccessRules
     let routes = model_route(routes, "/stats", get(model_statistics));
     let routes = model_route(routes, "/infer", post(infer));
     let routes = model_route(routes, "/classify", post(classify));
+    let routes = routes.merge(ui::routes());
     let routes = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -243,7 +243,7 @@ async fn unknown_models_versions_and_routes_are_json_errors() {
             StatusCode::NOT_FOUND,
             "no route",
         ),
-        (client.get(url("/")), StatusCode::NOT_FOUND, "no route"),
+        (client.get(url("/v1")), StatusCode::NOT_FOUND, "no route"),
         (
             client.get(url("/v2/models/efficientnet-lite0/infer")),
             StatusCode::METHOD_NOT_ALLOWED,

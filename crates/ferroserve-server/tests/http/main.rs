@@ -18,6 +18,7 @@ mod errors;
 mod images;
 mod inference;
 mod metadata;
+mod page;
 mod repository;
 mod security;
 mod statistics;
