@@ -11,7 +11,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserializer, Serialize, Serializer};
 
 use crate::tensor::DataType;
 
@@ -57,6 +57,10 @@ pub enum WireError {
     ElementTooLong(usize),
     #[error("{0} elements have no fixed size")]
     NotFixedSize(DataType),
+    #[error("shape {shape:?} needs {expected} elements, got more")]
+    TooManyElements { shape: Vec<usize>, expected: usize },
+    #[error("data is not an array of numbers, booleans or strings: {0}")]
+    Json(String),
 }
 
 /// A fixed-size element type of the protocol, read and written little-endian.
@@ -302,24 +306,142 @@ impl fmt::Display for JsonElement {
     }
 }
 
-/// The elements of a JSON tensor in row-major order, flattened as they are read, whether
-/// given flat (`[1, 2, 3, 4]`) or nested (`[[1, 2], [3, 4]]`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FlatElements(pub Vec<JsonElement>);
+/// Reads the `data` of a JSON tensor of `shape`, given flat (`[1, 2, 3, 4]`) or nested
+/// (`[[1, 2], [3, 4]]`), as little-endian `dtype` bytes. The elements are converted as
+/// they are read, with no intermediate list, and reading stops at the first element
+/// beyond the shape. Every element must be representable exactly: integers within the
+/// type's range, floats finite and within range, booleans for `BOOL`.
+pub fn json_to_le(dtype: DataType, shape: &[usize], json: &str) -> Result<Vec<u8>, WireError> {
+    fn convert<T: Element>(
+        dtype: DataType,
+        shape: &[usize],
+        json: &str,
+    ) -> Result<Vec<u8>, WireError> {
+        let expected = element_count(dtype, shape)?;
+        // A JSON element takes at least two characters ("1,"): a short text cannot make
+        // a huge shape reserve memory.
+        let mut out = Vec::with_capacity(T::SIZE * expected.min(json.len() / 2 + 1));
+        read_json(shape, expected, json, |index, value| {
+            let element = T::from_json(&value).ok_or_else(|| WireError::Value {
+                index,
+                value: value.to_string(),
+                dtype,
+                expected: T::EXPECTED,
+            })?;
+            element.write(&mut out);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+    with_element_type!(dtype, |T| convert::<T>(dtype, shape, json), bytes => Err(WireError::NotFixedSize(dtype)))
+}
 
-impl<'de> Deserialize<'de> for FlatElements {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut elements = Vec::new();
-        deserializer.deserialize_any(Flatten(&mut elements))?;
-        Ok(FlatElements(elements))
+/// Reads the `data` of a JSON `BYTES` tensor of `shape`: each element must be a string
+/// (sent as its UTF-8 bytes).
+pub fn json_to_strings(shape: &[usize], json: &str) -> Result<Vec<Bytes>, WireError> {
+    let expected = element_count(DataType::Bytes, shape)?;
+    let mut strings = Vec::with_capacity(expected.min(json.len() / 3 + 1));
+    read_json(shape, expected, json, |index, value| match value {
+        JsonElement::Str(s) => {
+            strings.push(Bytes::from(s.into_string()));
+            Ok(())
+        }
+        other => Err(WireError::Value {
+            index,
+            value: other.to_string(),
+            dtype: DataType::Bytes,
+            expected: "a string",
+        }),
+    })?;
+    Ok(strings)
+}
+
+fn element_count(dtype: DataType, shape: &[usize]) -> Result<usize, WireError> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| WireError::ByteSize {
+            shape: shape.to_vec(),
+            dtype,
+            expected: None,
+            got: 0,
+        })
+}
+
+/// Hands every scalar of the JSON array `json` to `each`, in row-major order, and
+/// checks that there are exactly `expected` of them.
+fn read_json(
+    shape: &[usize],
+    expected: usize,
+    json: &str,
+    each: impl FnMut(usize, JsonElement) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    let mut reader = Reader {
+        each,
+        count: 0,
+        expected,
+        refused: None,
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let read = Flatten(&mut reader)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    if let Some(refused) = reader.refused {
+        return Err(match refused {
+            Refused::Element(error) => error,
+            Refused::TooMany => WireError::TooManyElements {
+                shape: shape.to_vec(),
+                expected,
+            },
+        });
+    }
+    read.map_err(|e| WireError::Json(e.to_string()))?;
+    if reader.count != expected {
+        return Err(WireError::ElementCount {
+            shape: shape.to_vec(),
+            expected,
+            got: reader.count,
+        });
+    }
+    Ok(())
+}
+
+/// The state of one [`read_json`]: the elements seen so far, and why reading stopped
+/// early, if it did.
+struct Reader<F> {
+    each: F,
+    count: usize,
+    expected: usize,
+    refused: Option<Refused>,
+}
+
+enum Refused {
+    Element(WireError),
+    TooMany,
+}
+
+impl<F: FnMut(usize, JsonElement) -> Result<(), WireError>> Reader<F> {
+    fn push<E: de::Error>(&mut self, element: JsonElement) -> Result<(), E> {
+        if self.count == self.expected {
+            self.refused = Some(Refused::TooMany);
+            return Err(E::custom("more elements than the shape holds"));
+        }
+        if let Err(error) = (self.each)(self.count, element) {
+            self.refused = Some(Refused::Element(error));
+            return Err(E::custom("an element is not valid"));
+        }
+        self.count += 1;
+        Ok(())
     }
 }
 
-/// Appends every scalar of a (nested) JSON array to the vector. Nesting depth is bounded
-/// by the deserializer's recursion limit.
-struct Flatten<'a>(&'a mut Vec<JsonElement>);
+/// Visits one JSON value: a scalar is an element, an array is visited element by
+/// element. Nesting depth is bounded by the deserializer's recursion limit.
+struct Flatten<'r, F>(&'r mut Reader<F>);
 
-impl<'de> DeserializeSeed<'de> for Flatten<'_> {
+impl<'de, F: FnMut(usize, JsonElement) -> Result<(), WireError>> DeserializeSeed<'de>
+    for Flatten<'_, F>
+{
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -327,7 +449,7 @@ impl<'de> DeserializeSeed<'de> for Flatten<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Flatten<'_> {
+impl<'de, F: FnMut(usize, JsonElement) -> Result<(), WireError>> Visitor<'de> for Flatten<'_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -335,82 +457,36 @@ impl<'de> Visitor<'de> for Flatten<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.push(JsonElement::Bool(v));
-        Ok(())
+        self.0.push(JsonElement::Bool(v))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         self.0.push(match u64::try_from(v) {
             Ok(u) => JsonElement::UInt(u),
             Err(_) => JsonElement::Int(v),
-        });
-        Ok(())
+        })
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.push(JsonElement::UInt(v));
-        Ok(())
+        self.0.push(JsonElement::UInt(v))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.push(JsonElement::Float(v));
-        Ok(())
+        self.0.push(JsonElement::Float(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push(JsonElement::Str(v.into()));
-        Ok(())
+        self.0.push(JsonElement::Str(v.into()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.0.push(JsonElement::Str(v.into_boxed_str()));
-        Ok(())
+        self.0.push(JsonElement::Str(v.into_boxed_str()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if let Some(size) = seq.size_hint() {
-            self.0.reserve(size);
-        }
         while seq.next_element_seed(Flatten(&mut *self.0))?.is_some() {}
         Ok(())
     }
-}
-
-/// The little-endian bytes of JSON elements as the fixed-size `dtype`. Every element must
-/// be representable exactly: integers within the type's range, floats finite and within
-/// range, booleans for `BOOL`.
-pub fn json_to_le(dtype: DataType, values: &[JsonElement]) -> Result<Vec<u8>, WireError> {
-    fn convert<T: Element>(dtype: DataType, values: &[JsonElement]) -> Result<Vec<u8>, WireError> {
-        let mut out = Vec::with_capacity(T::SIZE * values.len());
-        for (index, value) in values.iter().enumerate() {
-            let element = T::from_json(value).ok_or_else(|| WireError::Value {
-                index,
-                value: value.to_string(),
-                dtype,
-                expected: T::EXPECTED,
-            })?;
-            element.write(&mut out);
-        }
-        Ok(out)
-    }
-    with_element_type!(dtype, |T| convert::<T>(dtype, values), bytes => Err(WireError::NotFixedSize(dtype)))
-}
-
-/// The `BYTES` elements of a JSON tensor: each must be a string (sent as its UTF-8 bytes).
-pub fn json_to_strings(values: Vec<JsonElement>) -> Result<Vec<Bytes>, WireError> {
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(index, value)| match value {
-            JsonElement::Str(s) => Ok(Bytes::from(s.into_string())),
-            other => Err(WireError::Value {
-                index,
-                value: other.to_string(),
-                dtype: DataType::Bytes,
-                expected: "a string",
-            }),
-        })
-        .collect()
 }
 
 /// Little-endian tensor data serialised as a flat JSON array of `dtype` values: numbers,
@@ -502,14 +578,36 @@ pub fn encode_bytes<T: AsRef<[u8]>>(elements: &[T]) -> Result<Bytes, WireError> 
 mod tests {
     use super::*;
 
-    fn flat(json: &str) -> Vec<JsonElement> {
-        serde_json::from_str::<FlatElements>(json).unwrap().0
+    #[test]
+    fn nested_and_flat_arrays_give_the_same_elements() {
+        let nested = json_to_le(DataType::Int32, &[2, 2], "[[1, 2], [3, 4]]").unwrap();
+        let flat = json_to_le(DataType::Int32, &[2, 2], "[1, 2, 3, 4]").unwrap();
+        assert_eq!(nested, flat);
+        let bools = json_to_le(DataType::Bool, &[2, 1, 1], "[[[true]], [[false]]]").unwrap();
+        assert_eq!(bools, [1, 0]);
     }
 
     #[test]
-    fn nested_and_flat_arrays_give_the_same_elements() {
-        assert_eq!(flat("[[1, 2], [3, 4]]"), flat("[1, 2, 3, 4]"));
-        assert_eq!(flat("[[[true]], [[false]]]").len(), 2);
+    fn the_element_count_must_match_the_shape() {
+        let few = json_to_le(DataType::Fp32, &[3], "[1, 2]").unwrap_err();
+        assert_eq!(few.to_string(), "shape [3] needs 3 elements, got 2");
+        let many = json_to_le(DataType::Fp32, &[2], "[1, 2, 3]").unwrap_err();
+        assert_eq!(many.to_string(), "shape [2] needs 2 elements, got more");
+        // A short text for a huge shape is refused without reserving the shape's bytes.
+        let huge = json_to_le(DataType::Fp64, &[1 << 40], "[1]").unwrap_err();
+        assert!(matches!(huge, WireError::ElementCount { got: 1, .. }));
+        assert!(json_to_le(DataType::Fp32, &[usize::MAX, 2], "[1]").is_err());
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_element_beyond_the_shape() {
+        let mut seen = 0;
+        let refused = read_json(&[2], 2, "[1, 2, 3, \"not even read\", {}]", |_, _| {
+            seen += 1;
+            Ok(())
+        });
+        assert!(matches!(refused, Err(WireError::TooManyElements { .. })));
+        assert_eq!(seen, 2);
     }
 
     #[test]
@@ -541,14 +639,15 @@ mod tests {
             (DataType::Fp64, "[0.25]", 0.25f64.to_le_bytes().to_vec()),
         ];
         for (dtype, json, expected) in cases {
-            let bytes = json_to_le(dtype, &flat(json)).unwrap();
+            let count = expected.len() / dtype.size().unwrap();
+            let bytes = json_to_le(dtype, &[count], json).unwrap();
             assert_eq!(bytes, expected, "{dtype}");
             let back = serde_json::to_value(JsonElements {
                 dtype,
                 data: &bytes,
             })
             .unwrap();
-            let again = json_to_le(dtype, &flat(&back.to_string())).unwrap();
+            let again = json_to_le(dtype, &[count], &back.to_string()).unwrap();
             assert_eq!(again, expected, "{dtype} round trip");
         }
     }
@@ -565,10 +664,11 @@ mod tests {
             (DataType::Fp64, "[\"x\"]", "a number"),
         ];
         for (dtype, json, message) in cases {
-            let error = json_to_le(dtype, &flat(json)).unwrap_err().to_string();
+            let count = json.matches(',').count() + 1;
+            let error = json_to_le(dtype, &[count], json).unwrap_err().to_string();
             assert!(error.contains(message), "{dtype} {json}: {error}");
         }
-        assert!(json_to_le(DataType::Bytes, &flat("[1]")).is_err());
+        assert!(json_to_le(DataType::Bytes, &[1], "[1]").is_err());
     }
 
     #[test]
@@ -626,17 +726,19 @@ mod tests {
 
     #[test]
     fn objects_nulls_and_deep_nesting_are_not_tensor_data() {
-        assert!(serde_json::from_str::<FlatElements>("[1, null]").is_err());
-        assert!(serde_json::from_str::<FlatElements>(r#"[{"a": 1}]"#).is_err());
+        let read = |json: &str| json_to_le(DataType::Fp32, &[2], json);
+        assert!(matches!(read("[1, null]"), Err(WireError::Json(_))));
+        assert!(matches!(read(r#"[{"a": 1}, 2]"#), Err(WireError::Json(_))));
+        assert!(matches!(read("[1, 2] 3"), Err(WireError::Json(_))));
         let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(serde_json::from_str::<FlatElements>(&deep).is_err());
+        assert!(matches!(read(&deep), Err(WireError::Json(_))));
     }
 
     #[test]
     fn bytes_elements_of_json_are_strings() {
-        let strings = json_to_strings(flat(r#"["ab", ""]"#)).unwrap();
+        let strings = json_to_strings(&[2], r#"["ab", ""]"#).unwrap();
         assert_eq!(strings, vec![Bytes::from("ab"), Bytes::new()]);
-        assert!(json_to_strings(flat("[1]")).is_err());
+        assert!(json_to_strings(&[1], "[1]").is_err());
     }
 
     #[test]

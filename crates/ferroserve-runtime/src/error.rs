@@ -44,6 +44,13 @@ pub enum ServeError {
     Unsupported(String),
     #[error("model '{0}': the request queue is full, retry later")]
     QueueFull(String),
+    /// The queue holds more work than can be served within the model's bound.
+    #[error("model '{model}': the request queue is full, retry later (a new request would wait about {} ms, more than the {} ms allowed)", wait.as_millis(), bound.as_millis())]
+    QueueTooLong {
+        model: String,
+        wait: Duration,
+        bound: Duration,
+    },
     #[error("image preprocessing is at capacity, retry later")]
     PreprocessingFull,
     #[error("request timed out after waiting {0:?} in the queue")]
@@ -75,7 +82,9 @@ impl ServeError {
             | ServeError::InvalidTensor { .. }
             | ServeError::InvalidImage { .. }
             | ServeError::Unsupported(_) => "invalid",
-            ServeError::QueueFull(_) | ServeError::PreprocessingFull => "queue_full",
+            ServeError::QueueFull(_)
+            | ServeError::QueueTooLong { .. }
+            | ServeError::PreprocessingFull => "queue_full",
             ServeError::Timeout(_) => "timeout",
             ServeError::ShuttingDown => "shutting_down",
             ServeError::LoadFailed { .. } => "load_failed",

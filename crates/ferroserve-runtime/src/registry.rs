@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use ferroserve_core::config::{QueuePolicy, TimeoutAction};
 use ferroserve_core::{DataType, ImagePreprocessing, ModelRepository, Tensor, TensorRef};
 use ferroserve_engine::model::LoadedModel;
 use ferroserve_engine::{EngineError, EngineKind, EngineOptions};
@@ -29,6 +30,9 @@ pub struct LoadOptions {
     pub intra_op_threads: Option<usize>,
     /// Jobs a model's queue holds when its configuration sets no `max_queue_size`.
     pub max_queue_size: usize,
+    /// Longest a request may be expected to wait in a model's queue before it is
+    /// refused (`--max-queue-wait-ms`); `None`: no bound by time.
+    pub max_queue_wait: Option<Duration>,
     /// Load every arrangement of instances a tuner may choose among (see
     /// [`Arrangement::candidates`]) instead of the configuration's instance group.
     pub tune: bool,
@@ -62,6 +66,46 @@ pub struct ServedModel {
     /// Unique to this load: two loads of one version (say, after a configuration change)
     /// never share response cache entries.
     pub load_id: u64,
+    /// How long a request may wait in the queue (`default_queue_policy`).
+    pub queue_timeout: QueueTimeout,
+}
+
+/// The queue timeout of Triton's `default_queue_policy`, with `timeout_action: REJECT`:
+/// a request still queued after it is answered with a timeout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueTimeout {
+    /// `default_timeout_microseconds`; `None` when 0 or the action is `DELAY` (which
+    /// ferroserve does not do: such requests simply wait their turn).
+    pub default: Option<Duration>,
+    /// `allow_timeout_override`: a request may ask for a shorter timeout.
+    pub allow_override: bool,
+}
+
+impl QueueTimeout {
+    fn of(policy: Option<&QueuePolicy>) -> Self {
+        let Some(policy) = policy else {
+            return QueueTimeout {
+                default: None,
+                allow_override: true,
+            };
+        };
+        QueueTimeout {
+            default: (policy.timeout_action == TimeoutAction::Reject
+                && policy.default_timeout_microseconds > 0)
+                .then(|| Duration::from_micros(policy.default_timeout_microseconds)),
+            allow_override: policy.allow_timeout_override,
+        }
+    }
+
+    /// The timeout of a request that asks for `requested` (its `timeout` parameter).
+    pub fn of_request(self, requested: Option<Duration>) -> Option<Duration> {
+        match (self.default, requested) {
+            (Some(default), Some(asked)) if self.allow_override => Some(asked.min(default)),
+            (Some(default), _) => Some(default),
+            (None, asked) if self.allow_override => asked,
+            (None, _) => None,
+        }
+    }
 }
 
 impl ServedModel {
@@ -120,13 +164,15 @@ impl ServedModel {
                 max_delay: std::time::Duration::ZERO,
             },
         };
-        let capacity = config
+        let queue_policy = config
             .dynamic_batching
             .as_ref()
-            .and_then(|b| b.default_queue_policy.as_ref())
+            .and_then(|b| b.default_queue_policy.as_ref());
+        let capacity = queue_policy
             .map(|p| p.max_queue_size as usize)
             .filter(|&n| n > 0)
             .unwrap_or(options.max_queue_size);
+        let queue_timeout = QueueTimeout::of(queue_policy);
         let telemetry = Arc::new(Telemetry::new(&model.name, model.version, options.tune));
         let scheduler = Scheduler::start(
             &model.name,
@@ -135,6 +181,7 @@ impl ServedModel {
             SchedulerOptions {
                 policy,
                 capacity,
+                max_wait: options.max_queue_wait,
                 reuse_buffers: !options.naive.fresh_buffers,
             },
             telemetry.clone(),
@@ -149,6 +196,7 @@ impl ServedModel {
             preprocessing,
             arrangements,
             load_id: LOADS.fetch_add(1, Ordering::Relaxed),
+            queue_timeout,
         })
     }
 }
@@ -468,4 +516,38 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     walk(dir, &mut files);
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(action: TimeoutAction, default_us: u64, allow_override: bool) -> QueuePolicy {
+        QueuePolicy {
+            timeout_action: action,
+            default_timeout_microseconds: default_us,
+            allow_timeout_override: allow_override,
+            max_queue_size: 0,
+        }
+    }
+
+    #[test]
+    fn the_queue_policy_decides_a_request_timeout_as_triton_does() {
+        let ms = Duration::from_millis;
+        // No policy: the request's own timeout, if any.
+        let none = QueueTimeout::of(None);
+        assert_eq!(none.of_request(Some(ms(5))), Some(ms(5)));
+        assert_eq!(none.of_request(None), None);
+        // A default that requests may only shorten.
+        let shorten = QueueTimeout::of(Some(&policy(TimeoutAction::Reject, 100_000, true)));
+        assert_eq!(shorten.of_request(None), Some(ms(100)));
+        assert_eq!(shorten.of_request(Some(ms(5))), Some(ms(5)));
+        assert_eq!(shorten.of_request(Some(ms(500))), Some(ms(100)));
+        // A default requests cannot change.
+        let fixed = QueueTimeout::of(Some(&policy(TimeoutAction::Reject, 100_000, false)));
+        assert_eq!(fixed.of_request(Some(ms(5))), Some(ms(100)));
+        // DELAY is not done: no timeout from the policy.
+        let delay = QueueTimeout::of(Some(&policy(TimeoutAction::Delay, 100_000, true)));
+        assert_eq!(delay.of_request(None), None);
+    }
 }

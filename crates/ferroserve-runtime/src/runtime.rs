@@ -258,12 +258,7 @@ impl Runtime {
     /// a large body is read, so that an overloaded server refuses at once what it would
     /// refuse anyway. A hint; the queue refuses for certain at submission.
     pub fn has_room(&self, model: &str, version: Option<u64>) -> Result<(), ServeError> {
-        let served = self.served(model, version)?;
-        if served.scheduler.has_room() {
-            Ok(())
-        } else {
-            Err(ServeError::QueueFull(model.to_string()))
-        }
+        self.served(model, version)?.scheduler.has_room()
     }
 
     /// The one input a raw binary request fills; refused for a model with more than one.
@@ -389,7 +384,12 @@ impl Runtime {
             let admitted = served.signature.admit(&request.inputs, &request.outputs)?;
             let (rows, requested) = (admitted.rows, admitted.outputs.clone());
             let computed = self
-                .cache_or_compute(&served, admitted, request.timeout, started)
+                .cache_or_compute(
+                    &served,
+                    admitted,
+                    served.queue_timeout.of_request(request.timeout),
+                    started,
+                )
                 .await?;
             Ok((rows, requested, computed))
         }

@@ -4,6 +4,11 @@
 //! for a batch to fill. Jobs whose client has gone are dropped, not computed; jobs past
 //! their deadline are answered with a timeout.
 //!
+//! The queue is bounded twice: by a count of jobs, and by time. Each worker measures
+//! how long a job takes to serve; a job that would wait longer than the model's bound
+//! behind the jobs already queued is refused at once, before any work goes into it,
+//! instead of being served too late.
+//!
 //! The batching decision, [`next_batch`], is a plain function of the queue and the clock.
 
 use std::collections::VecDeque;
@@ -177,6 +182,26 @@ fn next_batch(
 struct State {
     queue: Queue,
     settings: Settings,
+    /// How long one job takes to serve, averaged over recent runs; `None` before the
+    /// first run.
+    per_job: Option<Duration>,
+}
+
+impl State {
+    /// How long a job queued now would wait for the jobs ahead of it, on `instances`
+    /// instances; `None` before anything was measured.
+    fn expected_wait(&self, instances: usize) -> Option<Duration> {
+        let ahead = (self.queue.jobs.len() + self.queue.reserved) as u32;
+        Some(self.per_job? * ahead / instances.max(1) as u32)
+    }
+
+    /// Folds one run's time per job into the average (weight 1/8 for the new run).
+    fn measured(&mut self, per_job: Duration) {
+        self.per_job = Some(match self.per_job {
+            Some(average) => (average * 7 + per_job) / 8,
+            None => per_job,
+        });
+    }
 }
 
 /// How a scheduler runs its jobs now.
@@ -192,7 +217,11 @@ struct Shared {
     state: Mutex<State>,
     /// One per instance group, so that waking a worker never wakes an idle group's.
     wake: Vec<Condvar>,
+    /// Instances in each group.
+    group_sizes: Vec<usize>,
     capacity: usize,
+    /// Longest a job may be expected to wait in the queue; `None`: no bound.
+    max_wait: Option<Duration>,
     /// The model's name, for errors.
     model: String,
     telemetry: Arc<Telemetry>,
@@ -222,6 +251,9 @@ pub struct SchedulerOptions {
     pub policy: BatchPolicy,
     /// Most jobs waiting; more are refused.
     pub capacity: usize,
+    /// Longest a job may be expected to wait behind the queued ones; a job that would
+    /// wait longer is refused. `None`: bounded by `capacity` only.
+    pub max_wait: Option<Duration>,
     /// Whether workers keep their input and output buffers from run to run (`false`
     /// allocates them per run: the `--naive` server).
     pub reuse_buffers: bool,
@@ -249,9 +281,12 @@ impl Scheduler {
                     instances: 0,
                     policy: options.policy,
                 },
+                per_job: None,
             }),
             wake: groups.iter().map(|_| Condvar::new()).collect(),
+            group_sizes: groups.iter().map(Vec::len).collect(),
             capacity: options.capacity.max(1),
+            max_wait: options.max_wait,
             model: model.to_string(),
             telemetry,
         });
@@ -289,25 +324,46 @@ impl Scheduler {
     /// closed. The place is given back if the job is never submitted.
     pub fn reserve(&self) -> Result<Reserved<'_>, ServeError> {
         let mut state = self.shared.lock();
-        let queue = &mut state.queue;
-        if queue.closed {
-            return Err(ServeError::ShuttingDown);
-        }
-        if queue.jobs.len() + queue.reserved >= self.shared.capacity {
-            return Err(ServeError::QueueFull(self.shared.model.clone()));
-        }
-        queue.reserved += 1;
+        self.admit(&state)?;
+        state.queue.reserved += 1;
         Ok(Reserved {
             scheduler: self,
             held: true,
         })
     }
 
-    /// Whether a job would find a place in the queue now (a hint: by the time the job
-    /// is submitted, the queue may have filled).
-    pub fn has_room(&self) -> bool {
-        let state = self.shared.lock();
-        !state.queue.closed && state.queue.jobs.len() + state.queue.reserved < self.shared.capacity
+    /// Whether a job would find a place in the queue now, and why not (a hint: by the
+    /// time the job is submitted, the queue may have filled).
+    pub fn has_room(&self) -> Result<(), ServeError> {
+        self.admit(&self.shared.lock())
+    }
+
+    /// Refuses a new job when the queue is closed, full, or would keep it waiting longer
+    /// than the bound.
+    fn admit(&self, state: &State) -> Result<(), ServeError> {
+        let queue = &state.queue;
+        if queue.closed {
+            return Err(ServeError::ShuttingDown);
+        }
+        if queue.jobs.len() + queue.reserved >= self.shared.capacity {
+            return Err(ServeError::QueueFull(self.shared.model.clone()));
+        }
+        let instances = self.shared.group_sizes[state.settings.instances];
+        if let (Some(bound), Some(wait)) = (self.shared.max_wait, state.expected_wait(instances)) {
+            if wait > bound {
+                return Err(ServeError::QueueTooLong {
+                    model: self.shared.model.clone(),
+                    wait,
+                    bound,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How long one job takes to serve, as measured so far.
+    pub fn time_per_job(&self) -> Option<Duration> {
+        self.shared.lock().per_job
     }
 
     fn submit_reserved(&self, job: Job) -> Result<(), ServeError> {
@@ -389,6 +445,10 @@ impl Drop for Scheduler {
     }
 }
 
+fn jobs_in_run(requests: u64) -> u32 {
+    u32::try_from(requests.max(1)).unwrap_or(u32::MAX)
+}
+
 /// One instance: takes batches off the queue and runs them.
 struct Worker {
     shared: Arc<Shared>,
@@ -418,7 +478,9 @@ impl Worker {
         let wake = &self.shared.wake[self.group];
         let mut state = self.shared.lock();
         loop {
-            let State { queue, settings } = &mut *state;
+            let State {
+                queue, settings, ..
+            } = &mut *state;
             let mut cancelled = 0;
             let next = if settings.instances == self.group || queue.closed {
                 next_batch(queue, &settings.policy, Instant::now(), &mut cancelled)
@@ -496,6 +558,7 @@ impl Worker {
             ran - gathered,
             ran.elapsed(),
         );
+        self.shared.lock().measured(compute / jobs_in_run(requests));
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
@@ -641,6 +704,7 @@ mod tests {
         let options = SchedulerOptions {
             policy: one_at_a_time(),
             capacity,
+            max_wait: Some(Duration::from_millis(50)),
             reuse_buffers,
         };
         Scheduler::start(
@@ -788,22 +852,87 @@ mod tests {
     }
 
     #[test]
+    fn a_job_that_would_wait_past_the_bound_is_refused_at_once() {
+        // No workers: nothing leaves the queue. Bound 50 ms, 20 ms per job measured.
+        let scheduler = scheduler(vec![Vec::new()], 10, true);
+        let now = Instant::now();
+        let (a, _ra) = job(1, now);
+        scheduler.submit(a).unwrap();
+        // Nothing measured yet: only the count bounds the queue.
+        assert_eq!(scheduler.time_per_job(), None);
+        scheduler.shared.lock().measured(Duration::from_millis(20));
+        let (b, _rb) = job(1, now);
+        let (c, _rc) = job(1, now);
+        scheduler.submit(b).unwrap(); // waits for 1 job: 20 ms
+        scheduler.submit(c).unwrap(); // waits for 2 jobs: 40 ms
+        let (d, _rd) = job(1, now);
+        let refused = scheduler.submit(d).unwrap_err();
+        assert!(
+            matches!(refused, ServeError::QueueTooLong { wait, bound, .. }
+                if wait == Duration::from_millis(60) && bound == Duration::from_millis(50)),
+            "{refused:?}"
+        );
+        assert!(scheduler.has_room().is_err());
+        assert_eq!(scheduler.queue_depth(), 3);
+    }
+
+    #[test]
+    fn the_average_time_per_job_follows_recent_runs() {
+        let mut state = State {
+            queue: queue(Vec::new()),
+            settings: Settings {
+                instances: 0,
+                policy: one_at_a_time(),
+            },
+            per_job: None,
+        };
+        state.measured(Duration::from_millis(8));
+        assert_eq!(state.per_job, Some(Duration::from_millis(8)));
+        state.measured(Duration::from_millis(16));
+        assert_eq!(state.per_job, Some(Duration::from_millis(9)));
+        state.queue.reserved = 4;
+        // Four jobs ahead, two instances: two rounds of 9 ms.
+        assert_eq!(state.expected_wait(2), Some(Duration::from_millis(18)));
+    }
+
+    #[test]
+    fn workers_measure_the_time_a_job_takes() {
+        struct Slow;
+        impl Runner for Slow {
+            fn run(
+                &mut self,
+                _: &[TensorRef<'_>],
+                outputs: &mut [Tensor],
+            ) -> Result<(), ferroserve_engine::EngineError> {
+                std::thread::sleep(Duration::from_millis(5));
+                outputs[0].reshape(DataType::Fp32, &[1, 1]);
+                Ok(())
+            }
+        }
+        let scheduler = scheduler(vec![vec![Box::new(Slow)]], 4, true);
+        let (a, answer) = job(1, Instant::now());
+        scheduler.submit(a).unwrap();
+        answer.blocking_recv().unwrap().unwrap();
+        assert!(scheduler.time_per_job().unwrap() >= Duration::from_millis(5));
+    }
+
+    #[test]
     fn a_reserved_place_counts_until_submitted_or_given_back() {
         let scheduler = scheduler(vec![Vec::new()], 2, true);
         let now = Instant::now();
         let first = scheduler.reserve().unwrap();
         let second = scheduler.reserve().unwrap();
-        assert!(!scheduler.has_room());
+        assert!(scheduler.has_room().is_err());
         assert!(matches!(scheduler.reserve(), Err(ServeError::QueueFull(_))));
         let (a, _ra) = job(1, now);
         assert!(matches!(scheduler.submit(a), Err(ServeError::QueueFull(_))));
         // Given back unused: the place is free again.
         drop(second);
-        assert!(scheduler.has_room());
+        assert!(scheduler.has_room().is_ok());
         let (b, _rb) = job(1, now);
         first.submit(b).unwrap();
         assert_eq!(scheduler.queue_depth(), 1);
-        assert!(scheduler.has_room());
+        assert!(scheduler.has_room().is_ok());
     }
 
     /// Panics on its first run, then copies its input to its output.

@@ -58,6 +58,10 @@ impl ConnectionLimits {
     }
 }
 
+/// Largest request head (request line and headers) an HTTP/1 client may send; a larger
+/// one is answered 431. Bodies stream past it.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// The soft limit on open files, from `/proc/self/limits`.
 fn open_file_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -324,6 +328,7 @@ pub async fn serve_http(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES)
                 .keep_alive(!full);
             builder
                 .http2()

@@ -15,9 +15,9 @@ pub fn of(error: &ServeError) -> (StatusCode, Code) {
         | ServeError::InvalidTensor { .. }
         | ServeError::InvalidImage { .. } => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
         ServeError::Unsupported(_) => (StatusCode::BAD_REQUEST, Code::Unimplemented),
-        ServeError::QueueFull(_) | ServeError::PreprocessingFull => {
-            (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
-        }
+        ServeError::QueueFull(_)
+        | ServeError::QueueTooLong { .. }
+        | ServeError::PreprocessingFull => (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted),
         ServeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
         ServeError::ModelNotReady(_) | ServeError::ShuttingDown => {
             (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)

@@ -78,6 +78,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
             },
             intra_op_threads: None,
             max_queue_size: in_flight,
+            max_queue_wait: None,
             tune: false,
             naive: Default::default(),
         },

@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// Requests a model's queue holds when its config sets no max_queue_size; more get 429.
     #[arg(long, env = "FERROSERVE_MAX_QUEUE_SIZE", default_value_t = 256)]
     max_queue_size: usize,
+    /// Longest a request may be expected to wait in a model's queue, in milliseconds: a
+    /// request that would wait longer behind the work already queued (as the model's
+    /// measured time per request says) gets 429 at once instead of a late answer.
+    /// 0: no bound by time, only by --max-queue-size.
+    #[arg(long, env = "FERROSERVE_MAX_QUEUE_WAIT_MS", default_value_t = 500)]
+    max_queue_wait_ms: u64,
     /// Threads decoding and preprocessing images. Default: one per core.
     #[arg(long, env = "FERROSERVE_PREPROCESS_THREADS")]
     preprocess_threads: Option<usize>,
@@ -221,6 +227,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             intra_op_threads: args.intra_op_threads,
             max_queue_size: args.max_queue_size,
+            max_queue_wait: (args.max_queue_wait_ms > 0)
+                .then(|| Duration::from_millis(args.max_queue_wait_ms)),
             tune: args.tune,
             naive: Naive {
                 one_instance: args.naive(Technique::OneInstance),

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::request::Parts;
 use http::StatusCode;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::HttpState;
@@ -59,7 +59,7 @@ impl FromRequestParts<HttpState> for WithRoom {
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
         let model = ModelRef::from_request_parts(parts, state).await?;
         match state.runtime.has_room(&model.name, model.version) {
-            Err(full @ ServeError::QueueFull(_)) => {
+            Err(full @ (ServeError::QueueFull(_) | ServeError::QueueTooLong { .. })) => {
                 Err(ApiError::from(full).before_body(&parts.headers))
             }
             _ => Ok(WithRoom(model)),
@@ -183,7 +183,10 @@ pub(super) fn inference_header_length(
 
 /// Parses a body that must hold one JSON object (serde would also take an array for a
 /// struct). `what` names the body in the error.
-pub(super) fn json_object<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ServeError> {
+pub(super) fn json_object<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    what: &str,
+) -> Result<T, ServeError> {
     let malformed =
         |reason: String| ServeError::InvalidRequest(format!("malformed {what} JSON: {reason}"));
     match body.iter().find(|b| !b.is_ascii_whitespace()) {

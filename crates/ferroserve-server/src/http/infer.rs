@@ -14,9 +14,10 @@ use bytes::{Bytes, BytesMut};
 use ferroserve_core::DataType;
 use http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use ferroserve_core::wire::{self, FlatElements, JsonElements, WireError};
+use ferroserve_core::wire::{self, JsonElements, WireError};
 use ferroserve_runtime::infer::{
     tensor_header, InferInput, InferRequest, InferResponse, OutputData, Place, RawInput,
     RequestedOutput,
@@ -29,25 +30,28 @@ type Parameters = Map<String, Value>;
 /// The JSON header of an inference request (`$inference_request`). Fields the protocol
 /// does not define (a `model_name` some clients send) are ignored.
 #[derive(Debug, Deserialize)]
-struct RequestHeader {
+struct RequestHeader<'a> {
     #[serde(default)]
     id: String,
     #[serde(default)]
     parameters: Parameters,
-    inputs: Vec<RequestInput>,
+    #[serde(borrow)]
+    inputs: Vec<RequestInput<'a>>,
     #[serde(default)]
     outputs: Vec<RequestOutput>,
 }
 
-/// `$request_input`.
+/// `$request_input`. Its `data` is kept as the JSON text it is, and read once the
+/// datatype and shape are known, straight into the tensor's bytes.
 #[derive(Debug, Deserialize)]
-struct RequestInput {
+struct RequestInput<'a> {
     name: String,
     shape: Vec<u64>,
     datatype: String,
     #[serde(default)]
     parameters: Parameters,
-    data: Option<FlatElements>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
 }
 
 /// `$request_output`.
@@ -209,11 +213,14 @@ impl BinarySection {
     }
 }
 
-fn decode_input(input: RequestInput, binary: &mut BinarySection) -> Result<InferInput, ServeError> {
+fn decode_input(
+    input: RequestInput<'_>,
+    binary: &mut BinarySection,
+) -> Result<InferInput, ServeError> {
     let name = input.name;
     let place = Place::Input(&name);
     refuse_shared_memory(&input.parameters, place)?;
-    let (dtype, shape, elements) = tensor_header(place, &input.datatype, &input.shape)?;
+    let (dtype, shape, _) = tensor_header(place, &input.datatype, &input.shape)?;
     let binary_size = integer_parameter(&input.parameters, "binary_data_size", place)?;
     let wrong = |error: WireError| ServeError::tensor(Place::Input(&name), error);
     match (binary_size, input.data) {
@@ -232,19 +239,12 @@ fn decode_input(input: RequestInput, binary: &mut BinarySection) -> Result<Infer
                 InferInput::tensor(name, dtype, shape, data)
             }
         }
-        (None, Some(FlatElements(values))) => {
-            if values.len() != elements {
-                return Err(wrong(WireError::ElementCount {
-                    shape,
-                    expected: elements,
-                    got: values.len(),
-                }));
-            }
+        (None, Some(data)) => {
             if dtype == DataType::Bytes {
-                let strings = wire::json_to_strings(values).map_err(wrong)?;
+                let strings = wire::json_to_strings(&shape, data.get()).map_err(wrong)?;
                 InferInput::strings(name, shape, strings)
             } else {
-                let data = wire::json_to_le(dtype, &values).map_err(wrong)?;
+                let data = wire::json_to_le(dtype, &shape, data.get()).map_err(wrong)?;
                 InferInput::tensor(name, dtype, shape, Bytes::from(data))
             }
         }
@@ -544,6 +544,14 @@ mod tests {
             (
                 r#"{"inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1]}]}"#,
                 "needs 2 elements, got 1",
+            ),
+            (
+                r#"{"inputs": [{"data": [1, 2, 3], "name": "a", "shape": [2], "datatype": "FP32"}]}"#,
+                "input 'a': shape [2] needs 2 elements, got more",
+            ),
+            (
+                r#"{"inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1, null]}]}"#,
+                "input 'a': data is not an array of numbers",
             ),
             (
                 r#"{"inputs": [{"name": "a", "shape": [1], "datatype": "UINT8", "data": [300]}]}"#,

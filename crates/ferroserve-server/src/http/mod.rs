@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::access::{AccessRules, ApiGroup};
-use ferroserve_runtime::infer::Timings;
+use ferroserve_runtime::infer::{InferRequest, Timings};
 use ferroserve_runtime::{Runtime, ServeError};
 
 use error::ApiError;
@@ -397,13 +397,32 @@ async fn infer(
             let input = state.runtime.raw_input(&model.name, model.version)?;
             infer::decode_raw_request(&model.name, model.version, body, input)?
         }
-        header_length => infer::decode_request(&model.name, model.version, body, header_length)?,
+        header_length => decode_off_the_runtime(&model, body, header_length).await?,
     };
     let response = state.runtime.infer(request).await?;
     let timing = server_timing(&response.timings);
     let mut encoded = infer::encode_response(&response, &encoding)?;
     encoded.headers_mut().insert(SERVER_TIMING, timing);
     Ok(encoded)
+}
+
+/// JSON headers larger than this are read on a blocking thread: a big JSON tensor must
+/// not hold up the async runtime's threads, which answer health checks too.
+const LARGE_JSON_BYTES: usize = 64 * 1024;
+
+/// Decodes an inference request, on a blocking thread when its JSON header is large.
+async fn decode_off_the_runtime(
+    model: &ModelRef,
+    body: bytes::Bytes,
+    header_length: Option<usize>,
+) -> Result<(InferRequest, infer::OutputEncoding), ServeError> {
+    if header_length.unwrap_or(body.len()) <= LARGE_JSON_BYTES {
+        return infer::decode_request(&model.name, model.version, body, header_length);
+    }
+    let (name, version) = (model.name.clone(), model.version);
+    tokio::task::spawn_blocking(move || infer::decode_request(&name, version, body, header_length))
+        .await
+        .map_err(|_| ServeError::WorkerStopped)?
 }
 
 /// The `Server-Timing` header: where the request's time went in the server, in

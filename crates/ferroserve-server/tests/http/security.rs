@@ -254,3 +254,16 @@ async fn assert_still_serves_at(server: &TestServer) {
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_matches_reference("cat.jpg", &f32s(&binary));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_header_is_refused_and_the_server_still_serves() {
+    let server = server_with(|_| {});
+    let address = server.url("").trim_start_matches("http://").to_string();
+    let mut client = TcpStream::connect(&address).await.unwrap();
+    let big = "a".repeat(100 * 1024);
+    let request = format!("GET /v2 HTTP/1.1\r\nHost: {address}\r\nX-Big: {big}\r\n\r\n");
+    let _ = client.write_all(request.as_bytes()).await;
+    let answer = read_until_closed(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_still_serves_at(&server).await;
+}

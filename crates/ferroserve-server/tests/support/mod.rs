@@ -61,6 +61,7 @@ pub fn config(repository: PathBuf, control_mode: ModelControlMode) -> ServeConfi
                 engine_options: Default::default(),
                 intra_op_threads: Some(1),
                 max_queue_size: 64,
+                max_queue_wait: None,
                 tune: false,
                 naive: Default::default(),
             },
