@@ -128,6 +128,7 @@ fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
 
 fn decode_jpeg(data: &[u8], max_pixels: u64, buf: &mut Vec<u8>) -> Result<Decoded, VisionError> {
     let format = ImageFormat::Jpeg;
+    crate::jpeg::check_markers(data).map_err(|broken| corrupt(format, broken))?;
     // Strict mode refuses truncated entropy data, as libjpeg (and so Pillow) does, instead
     // of filling the missing rows with gray. Our own size limit replaces zune's default one.
     let options = DecoderOptions::default()

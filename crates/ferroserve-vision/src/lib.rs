@@ -13,6 +13,7 @@ mod decode;
 mod error;
 mod format;
 mod geometry;
+mod jpeg;
 mod preprocessor;
 mod resample;
 

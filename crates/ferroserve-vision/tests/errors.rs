@@ -128,11 +128,15 @@ fn unsupported_formats() {
 
 #[test]
 fn truncated_jpeg() {
-    // zune-jpeg pads a bit stream that ends early, so a file missing only its last few
-    // bytes (the end-of-image marker and part of the last MCU) still decodes; anything
-    // shorter is refused.
+    // A file that ends before its end-of-image marker is refused, as Pillow refuses it,
+    // even where the decoder could pad the missing rows.
     let jpeg = shared_image("cat.jpg");
-    for cut in [jpeg.len() / 10, jpeg.len() / 2, jpeg.len() - 64] {
+    for cut in [
+        jpeg.len() / 10,
+        jpeg.len() / 2,
+        jpeg.len() - 64,
+        jpeg.len() - 2,
+    ] {
         let result = run(&jpeg[..cut]);
         assert!(
             matches!(
@@ -145,6 +149,42 @@ fn truncated_jpeg() {
             "cut at {cut}: {result:?}"
         );
     }
+}
+
+/// The offset of the first byte after the SOS segment of `jpeg`: its entropy-coded data.
+fn scan_start(jpeg: &[u8]) -> usize {
+    let mut at = 2;
+    loop {
+        assert_eq!(jpeg[at], 0xFF, "a segment at {at}");
+        let length = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        let next = at + 2 + length;
+        if jpeg[at + 1] == 0xDA {
+            return next;
+        }
+        at = next;
+    }
+}
+
+#[test]
+fn a_jpeg_whose_scan_is_noise_is_corrupt() {
+    // Headers intact, entropy-coded data replaced by noise, end-of-image marker kept:
+    // a decoder would paint something; the file is refused instead.
+    let jpeg = shared_image("cat.jpg");
+    let start = scan_start(&jpeg);
+    for seed in 1..10 {
+        let mut broken = jpeg.clone();
+        let end = broken.len() - 2;
+        broken[start..end].copy_from_slice(&noise(end - start, seed));
+        let result = run(&broken);
+        assert!(
+            matches!(&result, Err(VisionError::Corrupt { format: ImageFormat::Jpeg, message })
+                if message.contains("marker")),
+            "seed {seed}: {result:?}"
+        );
+    }
+    // A few noisy bytes that happen to hold no 0xFF are not detectable this way; the
+    // photo itself, untouched, still decodes.
+    assert!(run(&jpeg).is_ok());
 }
 
 #[test]
