@@ -50,6 +50,7 @@ fn preprocess(c: &mut Criterion) {
         layout: Layout::Nchw,
         pixel_type: PixelType::F32,
         max_pixels: ImagePreprocessing::DEFAULT_MAX_PIXELS,
+        jpeg_draft: false,
     };
     let mut group = c.benchmark_group("preprocess_f32");
     for path in images() {

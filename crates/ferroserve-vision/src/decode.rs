@@ -39,11 +39,13 @@ impl Decoded {
 
 /// Decodes `data`, already recognised as `format`, into `buf`, growing `buf` only when it is
 /// smaller than this image needs. Refuses images declaring more than `max_pixels` pixels
-/// before any pixel memory is allocated.
+/// before any pixel memory is allocated. With `draft_short_side`, a JPEG at least twice
+/// that large on its short side is decoded at reduced scale, never below that size.
 pub(crate) fn decode(
     format: ImageFormat,
     data: &[u8],
     max_pixels: u64,
+    draft_short_side: Option<u32>,
     buf: &mut Vec<u8>,
 ) -> Result<Decoded, VisionError> {
     if let Some((width, height)) = crate::format::declared_size(format, data) {
@@ -62,7 +64,7 @@ pub(crate) fn decode(
     let cursor = Cursor::new(data);
     let err = |e| image_error(format, e);
     match format {
-        ImageFormat::Jpeg => decode_jpeg(data, max_pixels, buf),
+        ImageFormat::Jpeg => decode_jpeg(data, max_pixels, draft_short_side, buf),
         ImageFormat::Png => {
             let decoder = image::codecs::png::PngDecoder::with_limits(cursor, limits.clone());
             decode_image(format, decoder.map_err(err)?, limits, max_pixels, buf)
@@ -126,7 +128,12 @@ fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
     &mut buf[..len]
 }
 
-fn decode_jpeg(data: &[u8], max_pixels: u64, buf: &mut Vec<u8>) -> Result<Decoded, VisionError> {
+fn decode_jpeg(
+    data: &[u8],
+    max_pixels: u64,
+    draft_short_side: Option<u32>,
+    buf: &mut Vec<u8>,
+) -> Result<Decoded, VisionError> {
     let format = ImageFormat::Jpeg;
     crate::jpeg::check_markers(data).map_err(|broken| corrupt(format, broken))?;
     // Strict mode refuses truncated entropy data, as libjpeg (and so Pillow) does, instead
@@ -155,6 +162,16 @@ fn decode_jpeg(data: &[u8], max_pixels: u64, buf: &mut Vec<u8>) -> Result<Decode
         .exif()
         .and_then(|exif| ExifOrientation::from_exif_chunk(exif))
         .map_or(Orientation::IDENTITY, Orientation::from_exif);
+    // CMYK and YCCK are left to the full decoder, which converts them.
+    let scale = match (draft_short_side, input) {
+        (Some(short), ColorSpace::YCbCr | ColorSpace::RGB | ColorSpace::Luma) => {
+            draft_scale(width, height, short)
+        }
+        _ => 1,
+    };
+    if scale > 1 {
+        return decode_jpeg_scaled(data, (width, height), scale, orientation, max_pixels, buf);
+    }
     let decoded = Decoded {
         width,
         height,
@@ -164,6 +181,65 @@ fn decode_jpeg(data: &[u8], max_pixels: u64, buf: &mut Vec<u8>) -> Result<Decode
     decoder
         .decode_into(scratch(buf, decoded.len()))
         .map_err(jpeg_error)?;
+    Ok(decoded)
+}
+
+/// The largest reduction, 8, 4 or 2, that keeps the short side of a `width` x `height`
+/// image at least `short_side`; 1 when none does.
+fn draft_scale(width: u32, height: u32, short_side: u32) -> u32 {
+    let short = width.min(height);
+    [8, 4, 2]
+        .into_iter()
+        .find(|&scale| short.div_ceil(scale) >= short_side)
+        .unwrap_or(1)
+}
+
+/// Decodes a JPEG of `size` at 1/`scale` of it, in the DCT domain (a reduced inverse DCT
+/// per block, as libjpeg's `scale_denom`): the entropy decoding is the same, everything
+/// after it works on `scale`² times fewer pixels.
+fn decode_jpeg_scaled(
+    data: &[u8],
+    (width, height): (u32, u32),
+    scale: u32,
+    orientation: Orientation,
+    max_pixels: u64,
+    buf: &mut Vec<u8>,
+) -> Result<Decoded, VisionError> {
+    let format = ImageFormat::Jpeg;
+    let failed = |e: jpeg_decoder::Error| corrupt(format, e.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(data);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX),
+    );
+    // Both sizes fit in u16: zune-jpeg read them under that limit.
+    let wanted = |side: u32| u16::try_from(side.div_ceil(scale)).unwrap_or(u16::MAX);
+    let (scaled_width, scaled_height) = decoder
+        .scale(wanted(width), wanted(height))
+        .map_err(failed)?;
+    let pixels = decoder.decode().map_err(failed)?;
+    let channels = match decoder.info().map(|info| info.pixel_format) {
+        Some(jpeg_decoder::PixelFormat::RGB24) => Channels::Rgb,
+        Some(jpeg_decoder::PixelFormat::L8) => Channels::Gray,
+        other => {
+            return Err(VisionError::UnsupportedFeature {
+                format,
+                message: format!("reduced-scale decoding to {other:?}"),
+            })
+        }
+    };
+    let decoded = Decoded {
+        width: u32::from(scaled_width),
+        height: u32::from(scaled_height),
+        channels,
+        orientation,
+    };
+    if pixels.len() != decoded.len() {
+        return Err(corrupt(
+            format,
+            "the scaled decoder returned the wrong number of pixels",
+        ));
+    }
+    scratch(buf, decoded.len()).copy_from_slice(&pixels);
     Ok(decoded)
 }
 
@@ -292,5 +368,15 @@ mod tests {
         let mut rgb16: Vec<u8> = samples[..3].iter().flat_map(|s| s.to_ne_bytes()).collect();
         narrow_in_place(ImageFormat::Png, &mut rgb16, 1, ColorType::Rgb16).unwrap();
         assert_eq!(&rgb16[..3], &[0, 255, 100]);
+    }
+
+    #[test]
+    fn the_draft_scale_keeps_the_short_side_at_least_the_target() {
+        assert_eq!(draft_scale(4000, 3000, 256), 8); // 500x375
+        assert_eq!(draft_scale(1920, 1080, 256), 4); // 480x270
+        assert_eq!(draft_scale(640, 480, 256), 1); // 240 would be too small
+        assert_eq!(draft_scale(1000, 600, 256), 2); // 300
+        assert_eq!(draft_scale(3000, 4000, 256), 8); // portrait alike
+        assert_eq!(draft_scale(2041, 2041, 256), 8); // 256 rounded up
     }
 }

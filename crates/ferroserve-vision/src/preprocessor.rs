@@ -201,7 +201,14 @@ impl ImagePreprocessor {
         }
         let format = ImageFormat::sniff(encoded).ok_or(VisionError::UnsupportedFormat)?;
         let settings = &self.settings;
-        let decoded = decode::decode(format, encoded, settings.max_pixels, &mut self.decoded)?;
+        let draft = settings.jpeg_draft.then_some(settings.resize_short_side);
+        let decoded = decode::decode(
+            format,
+            encoded,
+            settings.max_pixels,
+            draft,
+            &mut self.decoded,
+        )?;
         let plan = CropPlan::new(
             decoded.width,
             decoded.height,

@@ -8,7 +8,7 @@ use std::io::Cursor;
 use std::path::PathBuf;
 
 use ferroserve_core::preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
-use ferroserve_vision::ImagePreprocessor;
+use ferroserve_vision::{ImagePreprocessor, VisionError};
 use image::codecs::bmp::BmpEncoder;
 use image::codecs::gif::GifEncoder;
 use image::codecs::png::PngEncoder;
@@ -35,6 +35,7 @@ fn small_u8(layout: Layout, color_order: ColorOrder) -> ImagePreprocessing {
         layout,
         pixel_type: PixelType::U8,
         max_pixels: 1 << 20,
+        jpeg_draft: false,
     }
 }
 
@@ -337,4 +338,58 @@ fn extreme_aspect_ratios_and_tiny_images() {
             "channel {c}"
         );
     }
+}
+
+#[test]
+fn jpeg_draft_decodes_at_reduced_scale_and_keeps_the_picture() {
+    // The fixtures are 64x48 and the crop needs a short side of 24: a draft decode at
+    // half scale. CMYK is left to the full decoder.
+    let mut names: Vec<String> = (1..=8).map(|v| format!("orientation-{v}.jpg")).collect();
+    names.extend(["progressive.jpg", "gray.jpg", "cmyk.jpg"].map(String::from));
+    for name in names {
+        let encoded = fixture(&name);
+        let mut full = ImagePreprocessor::new(small_u8(Layout::Nhwc, ColorOrder::Rgb));
+        let mut draft = ImagePreprocessor::new(ImagePreprocessing {
+            jpeg_draft: true,
+            ..small_u8(Layout::Nhwc, ColorOrder::Rgb)
+        });
+        let mut full_out = vec![0u8; full.settings().image_len()];
+        let mut draft_out = full_out.clone();
+        full.preprocess_u8(&encoded, &mut full_out).unwrap();
+        draft.preprocess_u8(&encoded, &mut draft_out).unwrap();
+        let (expected, got) = (quadrant_centers(&full_out), quadrant_centers(&draft_out));
+        for (g, e) in got.iter().zip(&expected) {
+            for c in 0..3 {
+                assert!(
+                    g[c].abs_diff(e[c]) <= 8,
+                    "{name}: draft {got:?}, full {expected:?}"
+                );
+            }
+        }
+        // The decoded pixels a quarter as many: the decode buffer shows it.
+        let (full_kept, draft_kept) = (full.retained_bytes(), draft.retained_bytes());
+        if name == "cmyk.jpg" {
+            assert_eq!(draft_kept, full_kept, "{name}");
+        } else {
+            assert!(
+                draft_kept < full_kept,
+                "{name}: {draft_kept} vs {full_kept}"
+            );
+        }
+    }
+}
+
+#[test]
+fn jpeg_draft_never_weakens_the_pixel_limit() {
+    let mut draft = ImagePreprocessor::new(ImagePreprocessing {
+        jpeg_draft: true,
+        max_pixels: 64 * 48 - 1,
+        ..small_u8(Layout::Nhwc, ColorOrder::Rgb)
+    });
+    let mut out = vec![0u8; draft.settings().image_len()];
+    let refused = draft.preprocess_u8(&fixture("orientation-1.jpg"), &mut out);
+    assert!(
+        matches!(refused, Err(VisionError::TooLarge { .. })),
+        "{refused:?}"
+    );
 }

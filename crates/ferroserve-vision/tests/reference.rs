@@ -23,6 +23,7 @@ fn efficientnet_lite0() -> ImagePreprocessing {
         layout: Layout::Nchw,
         pixel_type: PixelType::F32,
         max_pixels: ImagePreprocessing::DEFAULT_MAX_PIXELS,
+        jpeg_draft: false,
     }
 }
 

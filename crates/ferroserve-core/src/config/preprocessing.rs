@@ -12,6 +12,7 @@ const KEYS: &[&str] = &[
     "preprocess.std",
     "preprocess.color_order",
     "preprocess.max_pixels",
+    "preprocess.jpeg_draft",
 ];
 
 /// The `preprocess.*` parameters, parsed but not yet combined with the image input.
@@ -24,6 +25,7 @@ pub(super) struct PreprocessSettings {
     std: Option<[f32; 3]>,
     color_order: Option<ColorOrder>,
     max_pixels: Option<u64>,
+    jpeg_draft: Option<bool>,
 }
 
 /// Where the image sits in an input: layout, height and width (`-1` when dynamic).
@@ -59,6 +61,7 @@ impl ModelConfig {
     /// | `preprocess.std` | as `mean`, each above 0 | ImageNet |
     /// | `preprocess.color_order` | `RGB` or `BGR` | `RGB` |
     /// | `preprocess.max_pixels` | largest image accepted, in pixels | 64 Mi |
+    /// | `preprocess.jpeg_draft` | `true`: decode a large JPEG at 1/2, 1/4 or 1/8 scale | `false` |
     ///
     /// Any other `preprocess.*` key is an error. The layout comes from the image input's
     /// `format`, or from its dims for `FORMAT_NONE`; the pixel type from its `data_type`
@@ -151,6 +154,7 @@ impl ModelConfig {
             max_pixels: settings
                 .max_pixels
                 .unwrap_or(ImagePreprocessing::DEFAULT_MAX_PIXELS),
+            jpeg_draft: settings.jpeg_draft.unwrap_or(false),
         }))
     }
 
@@ -229,6 +233,13 @@ impl ModelConfig {
                 "preprocess.max_pixels" => {
                     settings.max_pixels =
                         Some(positive(value).ok_or_else(|| invalid("a positive number of pixels"))?)
+                }
+                "preprocess.jpeg_draft" => {
+                    settings.jpeg_draft = Some(match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(invalid("`true` or `false`")),
+                    })
                 }
                 _ => {
                     return Err(ConfigError::Invalid {

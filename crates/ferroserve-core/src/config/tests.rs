@@ -185,6 +185,7 @@ fn the_bundled_efficientnet_configuration_parses() {
             layout: Layout::Nchw,
             pixel_type: PixelType::F32,
             max_pixels: ImagePreprocessing::DEFAULT_MAX_PIXELS,
+            jpeg_draft: false,
         }
     );
 }
@@ -409,6 +410,7 @@ fn preprocess_values_are_checked_when_parsing() {
         ("std", "1,-1,1"),
         ("color_order", "RGBA"),
         ("max_pixels", "0"),
+        ("jpeg_draft", "yes"),
     ] {
         let err = parse_err(&format!(
             "{IO} parameters {{ key: \"preprocess.{key}\" value {{ string_value: \"{value}\" }} }}"
@@ -843,6 +845,7 @@ fn preprocessing_takes_every_setting_from_parameters() {
             ("mean", "1, 2, 3"),
             ("std", "4,5,6"),
             ("max_pixels", "1000000"),
+            ("jpeg_draft", "true"),
         ],
     )
     .image_preprocessing()
@@ -853,6 +856,7 @@ fn preprocessing_takes_every_setting_from_parameters() {
     assert_eq!(pre.mean, [1.0, 2.0, 3.0]);
     assert_eq!(pre.std, [4.0, 5.0, 6.0]);
     assert_eq!(pre.max_pixels, 1_000_000);
+    assert!(pre.jpeg_draft);
     assert_eq!(pre.image_shape(), [3, 100, 200]);
 }
 
