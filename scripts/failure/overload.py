@@ -1,0 +1,99 @@
+"""Overload: an open loop at FACTOR times the server's capacity, on tensors and on images.
+
+For each workload: the capacity is measured first (closed loop, 4 clients); then requests
+are sent on a schedule at FACTOR x capacity for SECONDS, whatever the replies, and the
+server must keep its goodput (successes per second) near capacity, answer what it accepts
+within the latency target, refuse the rest at once with 429, and give back its memory.
+
+    scripts/failure/overload.py [--quick] [--seconds 60] [--factor 5] [--target-ms 100]
+                                [--workloads tensors,images] [--json FILE]
+
+The server runs with --max-queue-wait-ms at half the target: a request that would wait
+longer behind the queued work is refused before any work goes into it. --quick (CI): 3 s
+windows, the mechanism checked, no figures claimed.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from harness import IMAGES, RssSampler, Server, bench, build_name, cpu_name, table
+
+WORKLOADS = {
+    "tensors": ["--protocol", "http", "--input", str(IMAGES / "cat.input.f32")],
+    "images": ["--protocol", "image", "--image", str(IMAGES / "cat.jpg")],
+}
+
+
+def run(workload, args):
+    quick = args.quick
+    window = "3s" if quick else f"{args.seconds}s"
+    with Server("--max-queue-wait-ms", str(args.target_ms // 2)) as server:
+        load = WORKLOADS[workload]
+        time.sleep(1)
+        idle = server.rss_mb()
+        capacity = bench(server, *load, "--concurrency", "4", "--warmup", "1s",
+                         "--duration", "2s" if quick else "10s")["runs"][0]["throughput"]
+        rate = round(capacity * args.factor, 1)
+        sampler = RssSampler(server)
+        started = time.monotonic()
+        report = bench(server, *load, "--rate", str(rate), "--warmup", "1s", "--duration", window,
+                       "--max-in-flight", "4096", "--timeout", "30s", check=False)
+        ended = time.monotonic()
+        time.sleep(2 if quick else 10)
+        after = server.rss_mb()
+        sampler.stop()
+    level = report["runs"][0]
+    errors = level["errors"]
+    refused = level.get("refused", {})
+    return {
+        "workload": workload,
+        "capacity": capacity,
+        "offered": rate,
+        "goodput": level["throughput"],
+        "goodput_ratio": round(level["throughput"] / capacity, 3),
+        "accepted_p50_ms": level["p50_ms"],
+        "accepted_p99_ms": level["p99_ms"],
+        "refused": refused.get("count", 0),
+        "refused_p99_ms": refused.get("p99_ms"),
+        "refused_max_ms": refused.get("max_ms"),
+        "other_errors": {k: v for k, v in errors.items() if k != "http_429"},
+        "rss_idle_mb": round(idle, 1),
+        "rss_peak_mb": round(sampler.peak(started), 1),
+        "rss_after_mb": round(after, 1),
+        "seconds": round(ended - started, 1),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--factor", type=float, default=5.0)
+    parser.add_argument("--target-ms", type=int, default=100)
+    parser.add_argument("--workloads", default="tensors,images")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results = [run(w, args) for w in args.workloads.split(",")]
+    print(f"overload at {args.factor}x capacity, {build_name()} build, {cpu_name()}, "
+          f"latency target {args.target_ms} ms (--max-queue-wait-ms {args.target_ms // 2})")
+    print(table(
+        [[r["workload"], r["capacity"], r["offered"], f'{r["goodput"]} ({r["goodput_ratio"]}x)',
+          r["accepted_p50_ms"], r["accepted_p99_ms"], r["refused"], r["refused_p99_ms"],
+          r["refused_max_ms"], r["other_errors"] or "none",
+          f'{r["rss_idle_mb"]} / {r["rss_peak_mb"]} / {r["rss_after_mb"]}'] for r in results],
+        ["workload", "capacity req/s", "offered req/s", "goodput req/s", "accepted p50 ms",
+         "accepted p99 ms", "429s", "429 p99 ms", "429 max ms", "other errors",
+         "RSS idle / peak / 10 s after (MB)"],
+    ))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
+    # What must hold whatever the machine: the server said no instead of failing.
+    broken = [r for r in results if r["other_errors"] or r["refused"] == 0]
+    sys.exit(1 if broken else 0)
+
+
+if __name__ == "__main__":
+    main()
