@@ -87,13 +87,16 @@ class Server:
             status = 0
         return status, time.monotonic() - started
 
-    def post(self, path: str, body: bytes, timeout: float = 30.0):
+    def post(self, path: str, body: bytes, timeout: float = 60.0):
+        """(status, body) of a POST; status 0 when no answer came."""
         request = urllib.request.Request(self.url + path, data=body, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as reply:
                 return reply.status, reply.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+        except OSError as error:
+            return 0, str(error).encode()
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -86,6 +86,19 @@ impl Level {
         }
         run.insert("max_ms".into(), json!(self.max_ms()));
         run.insert("mean_ms".into(), json!(self.mean_ms()));
+        let refusals = &self.tally.refusals;
+        if !refusals.is_empty() {
+            let ms = |us: u64| us as f64 / 1000.0;
+            run.insert(
+                "refused".into(),
+                json!({
+                    "count": refusals.len(),
+                    "p50_ms": ms(refusals.value_at_quantile(0.5)),
+                    "p99_ms": ms(refusals.value_at_quantile(0.99)),
+                    "max_ms": ms(refusals.max()),
+                }),
+            );
+        }
         run.insert(
             "requests".into(),
             json!(self.tally.successes() + self.tally.failed()),

@@ -1,5 +1,6 @@
 //! What a measurement counts: the latency of each successful request in an HDR
-//! histogram (microseconds), and failed requests by kind.
+//! histogram (microseconds), failed requests by kind, and how fast an overloaded server
+//! said no (the latency of its refusals).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +31,19 @@ pub enum FailureKind {
     Dropped,
     /// In-process: the engine failed or panicked.
     Engine,
+}
+
+impl FailureKind {
+    /// Whether the server refused the request for want of capacity (HTTP 429 or 503,
+    /// gRPC RESOURCE_EXHAUSTED or UNAVAILABLE): an answer whose speed matters under
+    /// overload.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            FailureKind::Http(429 | 503)
+                | FailureKind::Grpc(tonic::Code::ResourceExhausted | tonic::Code::Unavailable)
+        )
+    }
 }
 
 impl fmt::Display for FailureKind {
@@ -81,6 +95,8 @@ impl Failure {
 pub struct Tally {
     /// Latencies of successful requests, in microseconds.
     pub latencies: Histogram<u64>,
+    /// Latencies of refusals ([`FailureKind::is_refusal`]), in microseconds.
+    pub refusals: Histogram<u64>,
     /// Failed requests by kind (the kind's report key).
     pub failures: BTreeMap<String, u64>,
     /// The first failure's detail of each kind, to show what went wrong.
@@ -92,6 +108,8 @@ impl Default for Tally {
         Tally {
             latencies: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("valid histogram bounds"),
+            refusals: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("valid histogram bounds"),
             failures: BTreeMap::new(),
             examples: BTreeMap::new(),
         }
@@ -102,14 +120,17 @@ impl Tally {
     pub fn record(&mut self, outcome: &Result<(), Failure>, latency: Duration) {
         match outcome {
             Ok(()) => self.success(latency),
-            Err(failure) => self.failure(failure),
+            Err(failure) => {
+                if failure.kind.is_refusal() {
+                    self.refusals.saturating_record(micros(latency));
+                }
+                self.failure(failure)
+            }
         }
     }
 
     pub fn success(&mut self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latencies
-            .saturating_record(micros.clamp(1, MAX_LATENCY_US));
+        self.latencies.saturating_record(micros(latency));
     }
 
     pub fn failure(&mut self, failure: &Failure) {
@@ -124,6 +145,9 @@ impl Tally {
     pub fn merge(&mut self, other: &Tally) {
         self.latencies
             .add(&other.latencies)
+            .expect("histograms of equal bounds merge");
+        self.refusals
+            .add(&other.refusals)
             .expect("histograms of equal bounds merge");
         for (kind, count) in &other.failures {
             *self.failures.entry(kind.clone()).or_default() += count;
@@ -142,6 +166,13 @@ impl Tally {
     pub fn failed(&self) -> u64 {
         self.failures.values().sum()
     }
+}
+
+/// A latency in whole microseconds, within what the histograms hold.
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_LATENCY_US)
 }
 
 #[cfg(test)]
@@ -179,5 +210,26 @@ mod tests {
         assert_eq!(a.examples["http_503"], "first");
         assert_eq!(a.latencies.min(), 1, "a zero latency is recorded as 1 µs");
         assert!(a.latencies.max() >= 4000);
+    }
+
+    #[test]
+    fn refusals_keep_their_latency_and_other_failures_do_not() {
+        let mut tally = Tally::default();
+        let refused = Failure::new(FailureKind::Http(429), "queue full");
+        let exhausted = Failure::new(FailureKind::Grpc(tonic::Code::ResourceExhausted), "");
+        tally.record(&Err(refused), Duration::from_millis(3));
+        tally.record(&Err(exhausted), Duration::from_millis(1));
+        tally.record(
+            &Err(Failure::new(FailureKind::Http(400), "bad")),
+            Duration::from_secs(1),
+        );
+        tally.record(
+            &Err(Failure::new(FailureKind::Timeout, "")),
+            Duration::from_secs(30),
+        );
+        assert_eq!(tally.refusals.len(), 2);
+        assert!(tally.refusals.max() < 3100);
+        assert_eq!(tally.failed(), 4);
+        assert_eq!(tally.successes(), 0);
     }
 }

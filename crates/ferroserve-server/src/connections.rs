@@ -164,8 +164,95 @@ fn server_config(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<ServerConfig, Str
 
 /// A served connection: plain TCP or TLS over it.
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Plain(Lingering),
+    Tls(Box<tokio_rustls::server::TlsStream<Lingering>>),
+}
+
+/// How long, and for how many bytes, a closed connection keeps reading what its client
+/// still sends ([`Lingering`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 << 20;
+
+/// A TCP connection that closes the way a client can read its last answer. A server that
+/// answers before reading the body (a 429 before a 600 KB tensor) and closes a socket
+/// with unread data makes the kernel send a reset, which can destroy that answer in the
+/// client's buffers. Once served, this stops writing (FIN after the answer) and reads
+/// and drops what the client still sends, for at most [`LINGER_TIME`] and
+/// [`LINGER_BYTES`], before it closes: nginx's lingering close.
+pub struct Lingering(Option<TcpStream>);
+
+impl Lingering {
+    fn tcp(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(
+            self.0
+                .as_mut()
+                .expect("a lingering stream is used before it is dropped"),
+        )
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(mut tcp), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tcp.shutdown().await;
+            let mut sink = vec![0u8; 16 << 10];
+            let drain = async {
+                let mut read = 0;
+                while read < LINGER_BYTES {
+                    match tcp.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+        });
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().tcp().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().tcp().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().tcp().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.as_ref().is_some_and(TcpStream::is_write_vectored)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().tcp().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().tcp().poll_shutdown(cx)
+    }
 }
 
 impl AsyncRead for Stream {
@@ -271,6 +358,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 
 /// The TLS handshake (bounded by the header timeout) or the plain stream.
 async fn secure(tcp: TcpStream, tls: Option<&Tls>, limits: &ConnectionLimits) -> Option<Stream> {
+    let tcp = Lingering(Some(tcp));
     let Some(tls) = tls else {
         return Some(Stream::Plain(tcp));
     };
@@ -318,6 +406,16 @@ pub async fn serve_http(
         tokio::spawn(async move {
             let _guard = guard;
             let _done = done;
+            // The first request must start within the header timeout: hyper's automatic
+            // choice between HTTP/1 and HTTP/2 reads the first bytes with no timer of its
+            // own, so a connection that never speaks would be held for ever.
+            if tls.is_none()
+                && tokio::time::timeout(limits.header_timeout, tcp.peek(&mut [0u8]))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
             let Some(stream) = secure(tcp, tls.as_deref(), &limits).await else {
                 return;
             };

@@ -55,12 +55,12 @@ impl fmt::Display for ImageFormat {
     }
 }
 
-/// Width and height declared by the fixed-layout header of a PNG, GIF, BMP or WebP file,
-/// read without running a decoder. `None` when the header is too short or malformed, and
-/// always for JPEG, whose size sits in a frame marker that only a marker scan finds.
+/// Width and height declared by the header of an image, read without running a decoder:
+/// the fixed-layout header of a PNG, GIF, BMP or WebP file, the frame header of a JPEG.
+/// `None` when the header is too short or malformed.
 pub(crate) fn declared_size(format: ImageFormat, data: &[u8]) -> Option<(u32, u32)> {
     match format {
-        ImageFormat::Jpeg => None,
+        ImageFormat::Jpeg => crate::jpeg::frame_size(data),
         // Signature, then the IHDR chunk: length, "IHDR", width and height big-endian.
         ImageFormat::Png => {
             if data.get(12..16)? != b"IHDR" {

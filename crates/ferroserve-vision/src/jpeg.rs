@@ -47,6 +47,25 @@ pub(crate) fn check_markers(data: &[u8]) -> Result<(), Broken> {
     }
 }
 
+/// The width and height in the frame header (SOFn) of the JPEG `data`, found by walking
+/// its segments; `None` if there is none before the first scan.
+pub(crate) fn frame_size(data: &[u8]) -> Option<(u32, u32)> {
+    let mut at = 2;
+    loop {
+        let (marker, next) = next_marker(data, at).ok()?;
+        match marker {
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                let header = data.get(next + 3..next + 7)?;
+                let height = u16::from_be_bytes([header[0], header[1]]);
+                let width = u16::from_be_bytes([header[2], header[3]]);
+                return Some((u32::from(width), u32::from(height)));
+            }
+            SOS | EOI | 0x00..=0xBF | SOI | RST0..=RST7 => return None,
+            _ => at = next + segment_length(data, next).ok()?,
+        }
+    }
+}
+
 const RST0: u8 = 0xD0;
 const RST7: u8 = 0xD7;
 const SOI: u8 = 0xD8;
@@ -142,6 +161,19 @@ mod tests {
         data.extend(scan);
         data.extend([0xFF, EOI]);
         data
+    }
+
+    #[test]
+    fn the_frame_header_gives_the_size() {
+        let mut data = vec![0xFF, SOI, 0xFF, 0xE0, 0, 4, 9, 9];
+        data.extend([0xFF, 0xC2, 0, 11, 8, 0x01, 0x2C, 0x01, 0xC3, 3, 0, 0, 0]);
+        assert_eq!(frame_size(&data), Some((451, 300)));
+        assert_eq!(
+            frame_size(&jpeg(None, b"ab")),
+            None,
+            "no frame before the scan"
+        );
+        assert_eq!(frame_size(&data[..12]), None, "truncated");
     }
 
     #[test]

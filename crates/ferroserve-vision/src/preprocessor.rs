@@ -38,6 +38,20 @@ pub struct ImagePreprocessor {
     resampler: Resampler,
 }
 
+/// Held while an image larger than [`ImagePreprocessor::RETAINED_BYTES`] is decoded.
+static LARGE_IMAGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The most bytes decoding `encoded` may take, from its declared size (8 bytes a pixel,
+/// 16-bit RGBA, for the formats that have it; 3 for JPEG, which decodes to 8-bit RGB);
+/// the pixel limit's worth when the size cannot be read.
+fn decode_bytes_at_most(format: ImageFormat, encoded: &[u8], max_pixels: u64) -> u64 {
+    let pixels = crate::format::declared_size(format, encoded)
+        .map_or(max_pixels, |(w, h)| u64::from(w) * u64::from(h))
+        .min(max_pixels);
+    let per_pixel = if format == ImageFormat::Jpeg { 3 } else { 8 };
+    pixels * per_pixel
+}
+
 /// What `resample` left in `ImagePreprocessor::resampled`.
 #[derive(Clone, Copy)]
 struct Resampled {
@@ -138,9 +152,7 @@ impl ImagePreprocessor {
     /// On error `out` is left untouched.
     pub fn preprocess_f32(&mut self, encoded: &[u8], out: &mut [f32]) -> Result<(), VisionError> {
         self.check_output(PixelType::F32, out.len())?;
-        let resampled = self.resample(encoded);
-        self.release_excess();
-        let resampled = resampled?;
+        let resampled = self.resample(encoded)?;
         let normalized = &self.normalized;
         write_image(
             &self.resampled,
@@ -160,9 +172,7 @@ impl ImagePreprocessor {
     /// On error `out` is left untouched.
     pub fn preprocess_u8(&mut self, encoded: &[u8], out: &mut [u8]) -> Result<(), VisionError> {
         self.check_output(PixelType::U8, out.len())?;
-        let resampled = self.resample(encoded);
-        self.release_excess();
-        let resampled = resampled?;
+        let resampled = self.resample(encoded)?;
         write_image(
             &self.resampled,
             resampled,
@@ -194,12 +204,29 @@ impl ImagePreprocessor {
         Ok(())
     }
 
-    /// Decodes `encoded` into `self.decoded` and resamples its crop into `self.resampled`.
+    /// Decodes `encoded` into `self.decoded` and resamples its crop into `self.resampled`,
+    /// then frees what a large image grew. An image whose pixels need more than
+    /// [`Self::RETAINED_BYTES`] waits for its turn: one such image is decoded at a time in
+    /// the whole process, so that however many preprocessors run, their memory stays under
+    /// one large image plus [`Self::RETAINED_BYTES`] each.
     fn resample(&mut self, encoded: &[u8]) -> Result<Resampled, VisionError> {
         if encoded.is_empty() {
             return Err(VisionError::Empty);
         }
         let format = ImageFormat::sniff(encoded).ok_or(VisionError::UnsupportedFormat)?;
+        let large = decode_bytes_at_most(format, encoded, self.settings.max_pixels)
+            > Self::RETAINED_BYTES as u64;
+        let _turn = large.then(|| LARGE_IMAGE.lock().unwrap_or_else(|e| e.into_inner()));
+        let resampled = self.decode_and_resample(format, encoded);
+        self.release_excess();
+        resampled
+    }
+
+    fn decode_and_resample(
+        &mut self,
+        format: ImageFormat,
+        encoded: &[u8],
+    ) -> Result<Resampled, VisionError> {
         let settings = &self.settings;
         let draft = settings.jpeg_draft.then_some(settings.resize_short_side);
         let decoded = decode::decode(

@@ -205,6 +205,9 @@ async fn slow_heads_idle_connections_and_stalled_bodies_are_cut() {
         .unwrap();
     let answer = read_until_closed(&mut stalled).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A connection that never says anything is closed too.
+    let mut silent = TcpStream::connect(&address).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, "");
 }
 
 #[tokio::test(flavor = "multi_thread")]
