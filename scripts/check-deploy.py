@@ -126,38 +126,45 @@ def selects(selector, labels):
 
 
 def references(name, docs):
+    """What refers to what within one render: selectors to pods and Services, ports to
+    port names, autoscalers to Deployments."""
     by_kind = {}
     for doc in docs:
         by_kind.setdefault(doc["kind"], []).append(doc)
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
-    pods = [d["spec"]["template"]["metadata"].get("labels", {}) for d in deployments.values()]
-    for deployment in deployments.values():
-        if not selects(deployment["spec"]["selector"], deployment["spec"]["template"]["metadata"].get("labels", {})):
-            fail(f"{name}: Deployment/{deployment['metadata']['name']}: selector does not match its pod labels")
+    pods = {n: d["spec"]["template"]["metadata"].get("labels", {}) for n, d in deployments.items()}
+    for deployment, labels in pods.items():
+        if not selects(deployments[deployment]["spec"]["selector"], labels):
+            fail(f"{name}: Deployment/{deployment}: selector does not match its pod labels")
     services = by_kind.get("Service", [])
     for service in services:
         selector = service["spec"].get("selector", {})
-        if not any(selects({"matchLabels": selector}, labels) for labels in pods):
-            fail(f"{name}: Service/{service['metadata']['name']}: selector {selector} matches no Deployment's pods")
+        if not any(selects({"matchLabels": selector}, labels) for labels in pods.values()):
+            fail(f"{name}: Service/{service['metadata']['name']}: selector {selector} "
+                 "matches no Deployment's pods")
     for pdb in by_kind.get("PodDisruptionBudget", []):
-        if not any(selects(pdb["spec"]["selector"], labels) for labels in pods):
-            fail(f"{name}: PodDisruptionBudget/{pdb['metadata']['name']}: selector matches no Deployment's pods")
+        if not any(selects(pdb["spec"]["selector"], labels) for labels in pods.values()):
+            fail(f"{name}: PodDisruptionBudget/{pdb['metadata']['name']}: selector matches no "
+                 "Deployment's pods")
     for monitor in by_kind.get("ServiceMonitor", []):
         where = f"{name}: ServiceMonitor/{monitor['metadata']['name']}"
-        chosen = [s for s in services if selects(monitor["spec"]["selector"], s["metadata"].get("labels", {}))]
+        chosen = [s for s in services
+                  if selects(monitor["spec"]["selector"], s["metadata"].get("labels", {}))]
         if not chosen:
             fail(f"{where}: selector matches no Service's labels")
-        for endpoint in monitor["spec"]["endpoints"]:
-            for service in chosen:
-                if endpoint.get("port") not in {p.get("name") for p in service["spec"]["ports"]}:
-                    fail(f"{where}: port {endpoint.get('port')} is not a port of Service/{service['metadata']['name']}")
+        for endpoint, service in ((e, s) for e in monitor["spec"]["endpoints"] for s in chosen):
+            if endpoint.get("port") not in {p.get("name") for p in service["spec"]["ports"]}:
+                fail(f"{where}: port {endpoint.get('port')} is not a port of "
+                     f"Service/{service['metadata']['name']}")
+    # Two autoscalers on one Deployment (the chart's HPA and KEDA's) fight over replicas.
     scaled = {}
     for kind in ("HorizontalPodAutoscaler", "ScaledObject"):
         for doc in by_kind.get(kind, []):
             target = doc["spec"]["scaleTargetRef"]
+            target_kind = target.get("kind", "Deployment")
             where = f"{name}: {kind}/{doc['metadata']['name']}"
-            if target.get("kind", "Deployment") != "Deployment" or target["name"] not in deployments:
-                fail(f"{where}: scales {target.get('kind', 'Deployment')}/{target['name']}, not a Deployment of this file")
+            if target_kind != "Deployment" or target["name"] not in deployments:
+                fail(f"{where}: scales {target_kind}/{target['name']}, not a Deployment of this file")
             elif target["name"] in scaled:
                 fail(f"{where}: Deployment/{target['name']} is scaled by {scaled[target['name']]} too")
             scaled[target["name"]] = f"{kind}/{doc['metadata']['name']}"

@@ -1,7 +1,7 @@
 """The deployment files (deploy/: Dockerfile, Helm chart, kustomize base and overlays,
 KServe runtime, dashboard), checked by scripts/check-deploy.sh without a cluster. It
 installs its pinned tools into .cache/deploy/ on first use (about a minute on a fresh
-machine, 15 s after that). Without a kubectl with kustomize v5 it still checks
+machine, 10 s after that). Without a kubectl with kustomize v5 it still checks
 everything else and says so; that is reported here as a warning, not hidden."""
 
 import subprocess
