@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Python suite (Triton's tritonclient, HTTP and gRPC; the OpenAPI document; the
-# page in headless Chromium) against a real ferroserve. Installs its packages from PyPI
+# page in headless Chromium) against a real ferroserve, and the deploy checks
+# (scripts/check-deploy.sh, in test_deploy.py). Installs its packages from PyPI
 # into .venv on first use, and Debian's chromium and chromium-driver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
