@@ -400,6 +400,7 @@ impl Runtime {
                 model: served.model.name.clone(),
                 version: served.model.version,
                 id: request.id,
+                rows,
                 outputs: respond::outputs(&served, &requested, computed.outputs),
                 timings,
             };
@@ -430,6 +431,7 @@ impl Runtime {
         let classified = result.and_then(|computed| {
             Ok(Classified {
                 classes: respond::classes(&served, &computed.outputs, k)?,
+                version: served.model.version,
                 timings: computed.timings,
             })
         });
@@ -496,13 +498,17 @@ impl Runtime {
         if !preprocess.is_zero() {
             served.telemetry.preprocessed(preprocess);
         }
-        let result = submit(place, inputs, admitted.rows, timeout, started).await?;
+        let enqueued = Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let result = submit(place, inputs, admitted.rows, enqueued, deadline).await?;
         Ok(Computed {
             outputs: result.outputs,
             timings: Timings {
                 queue: result.queued,
                 preprocess,
                 compute: result.compute,
+                enqueued: Some(enqueued),
+                batch_size: result.batch_size,
             },
         })
     }
@@ -548,20 +554,21 @@ struct Computed {
     timings: Timings,
 }
 
-/// Queues a job of `rows` batch rows in the place held for it and waits for its result.
+/// Queues a job of `rows` batch rows, at `enqueued`, in the place held for it and waits
+/// for its result.
 async fn submit(
     place: Reserved<'_>,
     inputs: Vec<JobTensor>,
     rows: usize,
-    timeout: Option<Duration>,
-    started: Instant,
+    enqueued: Instant,
+    deadline: Option<Instant>,
 ) -> Result<JobResult, ServeError> {
     let (reply, result) = oneshot::channel();
     let job = Job {
         inputs,
         rows,
-        enqueued: Instant::now(),
-        deadline: timeout.map(|t| started + t),
+        enqueued,
+        deadline,
         reply,
     };
     place.submit(job)?;

@@ -9,5 +9,6 @@ pub mod grpc;
 pub mod http;
 pub mod serve;
 pub mod status;
+pub mod traces;
 
 pub use serve::{run, Addresses, RunError, ServeConfig, Server, TuneConfig};
