@@ -136,3 +136,32 @@ fn a_missing_onnxruntime_library_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("setup-onnxruntime.sh"), "{stderr}");
 }
+
+#[test]
+fn a_missing_openvino_library_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
+        .args([
+            "classify",
+            "--engine",
+            "openvino",
+            "--openvino-library",
+            "/nonexistent/libopenvino_c.so.2641",
+        ])
+        .arg(images().join("cat.jpg"))
+        .env_remove("OPENVINO_LIB_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"));
+    for says in [
+        "efficientnet-lite0",
+        "efficientnet-lite0/1/model.onnx",
+        "setup-openvino.sh",
+    ] {
+        assert!(line.contains(says), "'{line}' should say '{says}'");
+    }
+}
