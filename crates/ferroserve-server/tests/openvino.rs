@@ -17,13 +17,18 @@ use support::{
     assert_matches_reference, copy_dir, f32s, reference, TempRepository, TestServer, MODEL,
 };
 
-/// A copy of the bundled model under `name`, its config.pbtxt with `extra` lines added.
+/// A copy of the bundled model under `name`, its config.pbtxt with `extra` lines added
+/// (and without its own precision, which `extra` may set).
 fn bundled_copy(repository: &TempRepository, name: &str, extra: &str) {
     let folder = repository.path().join(name);
     copy_dir(&support::bundled_models().join(MODEL), &folder);
     let config = folder.join("config.pbtxt");
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace(&format!("name: \"{MODEL}\""), &format!("name: \"{name}\""));
+    let precision = r#"parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "auto" } }"#;
+    assert!(text.contains(precision), "the bundled config states its precision");
+    let text = text
+        .replace(&format!("name: \"{MODEL}\""), &format!("name: \"{name}\""))
+        .replace(precision, "");
     std::fs::write(&config, format!("{text}\n{extra}\n")).unwrap();
 }
 
