@@ -145,7 +145,11 @@ pub enum EngineError {
 /// The precision of an engine that computes a model as its file holds it (ONNX Runtime,
 /// tract): f32, or int8 for a model file that is quantized. bf16 and f16 would need the
 /// model converted, which is not done at load: refused.
-fn as_stored(kind: EngineKind, requested: Precision, path: &Path) -> Result<Precision, EngineError> {
+fn as_stored(
+    kind: EngineKind,
+    requested: Precision,
+    path: &Path,
+) -> Result<Precision, EngineError> {
     match requested {
         Precision::Auto | Precision::F32 => Ok(Precision::F32),
         Precision::Int8 => {

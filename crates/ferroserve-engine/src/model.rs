@@ -181,7 +181,11 @@ mod tests {
             (r#"backend: "openvino""#, None, EngineKind::OpenVino),
             (r#"backend: "tract""#, None, EngineKind::Tract),
             (r#"backend: "onnxruntime""#, None, EngineKind::OnnxRuntime),
-            (r#"platform: "onnxruntime_onnx""#, None, EngineKind::OnnxRuntime),
+            (
+                r#"platform: "onnxruntime_onnx""#,
+                None,
+                EngineKind::OnnxRuntime,
+            ),
             ("", None, EngineKind::OnnxRuntime),
             (
                 r#"platform: "onnxruntime_onnx""#,
@@ -195,7 +199,11 @@ mod tests {
             ),
         ];
         for (text, chosen, expected) in cases {
-            assert_eq!(engine_for(&config(text), chosen), expected, "{text} {chosen:?}");
+            assert_eq!(
+                engine_for(&config(text), chosen),
+                expected,
+                "{text} {chosen:?}"
+            );
         }
         assert_eq!(engine_for(&accelerated, None), EngineKind::OpenVino);
         assert_eq!(

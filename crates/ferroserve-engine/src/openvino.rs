@@ -110,7 +110,10 @@ pub fn cpu_capabilities(library: Option<&Path>) -> Result<(Vec<String>, String),
     let capabilities = get(PropertyKey::DeviceCapabilities)?;
     let name = get(PropertyKey::DeviceFullName)?;
     Ok((
-        capabilities.split_whitespace().map(str::to_string).collect(),
+        capabilities
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
         name,
     ))
 }
@@ -171,16 +174,16 @@ impl OpenVinoEngine {
             (RwPropertyKey::HintInferencePrecision, self.hint),
         ];
         core.set_properties(&DeviceType::CPU, settings)
-            .map_err(|e| error(one_line(&e.to_string())))?;
+            .map_err(|e| error(describe(&e)))?;
         let compiled = core
             .compile_model(&self.model, DeviceType::CPU)
-            .map_err(|e| error(format!("OpenVINO cannot compile it: {}", one_line(&e.to_string()))))?;
+            .map_err(|e| error(format!("OpenVINO cannot compile it: {}", describe(&e))))?;
         drop(core);
         let property = |key: RwPropertyKey| {
             compiled
                 .get_property(&PropertyKey::Rw(key))
                 .map(|value| value.into_owned())
-                .map_err(|e| error(one_line(&e.to_string())))
+                .map_err(|e| error(describe(&e)))
         };
         let precision = property(RwPropertyKey::HintInferencePrecision)?;
         if precision != self.hint {
@@ -210,9 +213,12 @@ fn load_error(path: &Path, reason: impl std::fmt::Display) -> EngineError {
     }
 }
 
-/// OpenVINO's messages on one line: its `Exception from src/...cpp:N:` lines (where in
-/// OpenVINO's sources the error was raised) left out, the rest joined.
-fn one_line(message: &str) -> String {
+/// OpenVINO's message for an error, on one line: its `Exception from src/...cpp:N:` lines
+/// (where in OpenVINO's sources the error was raised) left out, the rest joined.
+fn describe(error: &openvino::InferenceError) -> String {
+    let Some(message) = &error.message else {
+        return error.kind.to_string();
+    };
     let lines: Vec<&str> = message
         .lines()
         .map(str::trim)
@@ -246,12 +252,7 @@ fn read_model(core: &mut Core, path: &Path) -> Result<Model, EngineError> {
         None => String::new(),
     };
     core.read_model_from_file(&text(path)?, &weights)
-        .map_err(|e| {
-            load_error(
-                path,
-                format!("OpenVINO cannot read it: {}", one_line(&e.to_string())),
-            )
-        })
+        .map_err(|e| load_error(path, format!("OpenVINO cannot read it: {}", describe(&e))))
 }
 
 enum Port {
@@ -261,7 +262,7 @@ enum Port {
 
 /// The model's inputs or outputs as specs; dynamic dims are `-1`.
 fn ports(model: &Model, port: Port) -> Result<Vec<TensorSpec>, String> {
-    let text = |e: openvino::InferenceError| one_line(&e.to_string());
+    let text = |e: openvino::InferenceError| describe(&e);
     let count = match port {
         Port::Input => model.get_inputs_len(),
         Port::Output => model.get_outputs_len(),
@@ -286,27 +287,26 @@ fn ports(model: &Model, port: Port) -> Result<Vec<TensorSpec>, String> {
 }
 
 fn spec(node: &Node) -> Result<TensorSpec, String> {
-    let text = |e: openvino::InferenceError| one_line(&e.to_string());
+    let text = |e: openvino::InferenceError| describe(&e);
     let name = node
         .get_name()
         .map_err(|e| format!("has no name ({})", text(e)))?;
     let element = node.get_element_type().map_err(text)?;
-    let dtype = data_type(element)
-        .ok_or_else(|| format!("'{name}' has element type {element}, which ferroserve does not serve"))?;
+    let dtype = data_type(element).ok_or_else(|| {
+        format!("'{name}' has element type {element}, which ferroserve does not serve")
+    })?;
     let shape = node.get_partial_shape().map_err(text)?;
     if shape.get_rank().is_dynamic() {
-        return Err(format!("'{name}' has a dynamic rank; only dimensions may be dynamic"));
+        return Err(format!(
+            "'{name}' has a dynamic rank; only dimensions may be dynamic"
+        ));
     }
     let shape = shape
         .get_dimensions()
         .iter()
         .map(|d| if d.is_dynamic() { -1 } else { d.get_min() })
         .collect();
-    Ok(TensorSpec {
-        name,
-        dtype,
-        shape,
-    })
+    Ok(TensorSpec { name, dtype, shape })
 }
 
 fn data_type(element: ElementType) -> Option<DataType> {
@@ -411,7 +411,7 @@ impl Engine for OpenVinoEngine {
         };
         let request = compiled
             .create_infer_request()
-            .map_err(|e| load_error(&self.path, one_line(&e.to_string())))?;
+            .map_err(|e| load_error(&self.path, describe(&e)))?;
         Ok(Box::new(OpenVinoRunner {
             request,
             _compiled: compiled,
@@ -446,7 +446,10 @@ impl InputTensor {
     fn fitting(&mut self, input: &TensorRef<'_>) -> Result<&mut openvino::Tensor, EngineError> {
         if self.tensor.is_none() || self.shape != input.shape {
             let element = element_type(input.dtype).ok_or_else(|| {
-                EngineError::InvalidInput(format!("{} tensors are not supported by OpenVINO", input.dtype))
+                EngineError::InvalidInput(format!(
+                    "{} tensors are not supported by OpenVINO",
+                    input.dtype
+                ))
             })?;
             let mut dims = [0i64; 8];
             if input.shape.len() > dims.len() {
@@ -469,7 +472,7 @@ impl InputTensor {
 }
 
 fn run_error(e: openvino::InferenceError) -> EngineError {
-    EngineError::Run(one_line(&e.to_string()))
+    EngineError::Run(describe(&e))
 }
 
 impl Runner for OpenVinoRunner {

@@ -288,10 +288,8 @@ mod openvino_only {
 
     /// A folder of its own for one test, removed first if a run left it.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "ferroserve-openvino-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("ferroserve-openvino-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -341,9 +339,14 @@ mod openvino_only {
             r#"<edge from-layer="1" from-port="0" to-layer="2" to-port="1"/>"#.to_string(),
         ];
         let last = if quantized {
-            for (i, (name, value)) in [("in_low", 0.0f32), ("in_high", 2.55), ("out_low", 0.0), ("out_high", 2.55)]
-                .into_iter()
-                .enumerate()
+            for (i, (name, value)) in [
+                ("in_low", 0.0f32),
+                ("in_high", 2.55),
+                ("out_low", 0.0),
+                ("out_high", 2.55),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 layers.push(scalar(3 + i, name, weights.len()));
                 weights.extend(value.to_le_bytes());
@@ -362,7 +365,9 @@ mod openvino_only {
                 port(0, ""),
                 port(5, r#" names="output""#)
             ));
-            edges.push(r#"<edge from-layer="2" from-port="2" to-layer="7" to-port="0"/>"#.to_string());
+            edges.push(
+                r#"<edge from-layer="2" from-port="2" to-layer="7" to-port="0"/>"#.to_string(),
+            );
             (7, 5)
         } else {
             (2, 2)
@@ -389,7 +394,11 @@ mod openvino_only {
     }
 
     fn run_rows(engine: &dyn Engine, rows: &[[f32; 4]]) -> Vec<f32> {
-        let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        let data: Vec<u8> = rows
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let input = TensorRef {
             dtype: DataType::Fp32,
             shape: &[rows.len(), 4],
@@ -409,12 +418,16 @@ mod openvino_only {
     fn reads_an_ir_and_needs_its_weights_beside_it() {
         let dir = scratch("ir");
         let model = write_ir(&dir, [1.0, 2.0, 3.0, 4.0], false);
-        let engine = ferroserve_engine::load(EngineKind::OpenVino, &model, &options(Precision::F32))
-            .expect("the IR loads");
+        let engine =
+            ferroserve_engine::load(EngineKind::OpenVino, &model, &options(Precision::F32))
+                .expect("the IR loads");
         assert_eq!(engine.inputs()[0].name, "input");
         assert_eq!(engine.inputs()[0].shape, [-1, 4]);
         assert_eq!(engine.outputs()[0].name, "output");
-        let out = run_rows(engine.as_ref(), &[[0.5, 0.5, 0.5, 0.5], [-1.0, -2.0, -3.0, -4.0]]);
+        let out = run_rows(
+            engine.as_ref(),
+            &[[0.5, 0.5, 0.5, 0.5], [-1.0, -2.0, -3.0, -4.0]],
+        );
         assert_eq!(out, [1.5, 2.5, 3.5, 4.5, 0.0, 0.0, 0.0, 0.0]);
 
         std::fs::remove_file(dir.join("model.bin")).unwrap();
@@ -430,8 +443,9 @@ mod openvino_only {
     fn int8_runs_a_quantized_model_and_refuses_one_that_is_not() {
         let dir = scratch("int8");
         let model = write_ir(&dir, [0.0, 0.5, 1.0, 1.5], true);
-        let engine = ferroserve_engine::load(EngineKind::OpenVino, &model, &options(Precision::Int8))
-            .expect("the quantized IR loads");
+        let engine =
+            ferroserve_engine::load(EngineKind::OpenVino, &model, &options(Precision::Int8))
+                .expect("the quantized IR loads");
         assert_eq!(engine.precision(), Precision::Int8);
         // Steps of 0.01 over [0, 2.55]: clamped at both ends.
         let out = run_rows(engine.as_ref(), &[[0.123, 0.123, 2.0, -5.0]]);
@@ -454,9 +468,12 @@ mod openvino_only {
         let native = |c: &str| capabilities.iter().any(|have| have == c);
         for (precision, capability) in [(Precision::Bf16, "BF16"), (Precision::F16, "FP16")] {
             if native(capability) {
-                let engine =
-                    ferroserve_engine::load(EngineKind::OpenVino, &bundled_model(), &options(precision))
-                        .unwrap_or_else(|e| panic!("{precision} on {cpu}: {e}"));
+                let engine = ferroserve_engine::load(
+                    EngineKind::OpenVino,
+                    &bundled_model(),
+                    &options(precision),
+                )
+                .unwrap_or_else(|e| panic!("{precision} on {cpu}: {e}"));
                 assert_eq!(engine.precision(), precision);
                 // Reduced precision moves the probabilities; the top class stays.
                 let out = run(engine.as_ref(), &["cat.jpg"]);
@@ -475,16 +492,26 @@ mod openvino_only {
                 );
             }
         }
-        let auto = ferroserve_engine::load(EngineKind::OpenVino, &bundled_model(), &options(Precision::Auto))
-            .unwrap();
-        let expected = if native("BF16") { Precision::Bf16 } else { Precision::F32 };
+        let auto = ferroserve_engine::load(
+            EngineKind::OpenVino,
+            &bundled_model(),
+            &options(Precision::Auto),
+        )
+        .unwrap();
+        let expected = if native("BF16") {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        };
         assert_eq!(auto.precision(), expected);
     }
 
     #[test]
     fn a_missing_openvino_library_says_how_to_install_it() {
         let missing = Path::new("/nonexistent/libopenvino_c.so.2641");
-        let message = openvino::library_path(Some(missing)).unwrap_err().to_string();
+        let message = openvino::library_path(Some(missing))
+            .unwrap_err()
+            .to_string();
         for says in [
             "/nonexistent/libopenvino_c.so.2641",
             "scripts/setup-openvino.sh",

@@ -24,8 +24,12 @@ fn bundled_copy(repository: &TempRepository, name: &str, extra: &str) {
     copy_dir(&support::bundled_models().join(MODEL), &folder);
     let config = folder.join("config.pbtxt");
     let text = std::fs::read_to_string(&config).unwrap();
-    let precision = r#"parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "auto" } }"#;
-    assert!(text.contains(precision), "the bundled config states its precision");
+    let precision =
+        r#"parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "auto" } }"#;
+    assert!(
+        text.contains(precision),
+        "the bundled config states its precision"
+    );
     let text = text
         .replace(&format!("name: \"{MODEL}\""), &format!("name: \"{name}\""))
         .replace(precision, "");
@@ -259,7 +263,10 @@ fn models_openvino_cannot_load_are_named_with_their_file_and_reason() {
     );
     write("corrupt/1/model.onnx", b"these bytes are not an ONNX model");
     write("no-weights/config.pbtxt", b"backend: \"openvino\"\n");
-    write("no-weights/1/model.xml", b"<?xml version=\"1.0\"?>\n<net/>\n");
+    write(
+        "no-weights/1/model.xml",
+        b"<?xml version=\"1.0\"?>\n<net/>\n",
+    );
 
     let server = TestServer::start(repository.config(ModelControlMode::None));
     let runtime = server.runtime();
@@ -288,7 +295,11 @@ fn models_openvino_cannot_load_are_named_with_their_file_and_reason() {
     );
     assert_says(
         &failure(runtime, "no-weights", root),
-        &["no-weights/1/model.bin", "no-weights/1/model.xml", "missing"],
+        &[
+            "no-weights/1/model.bin",
+            "no-weights/1/model.xml",
+            "missing",
+        ],
     );
     assert_serves(runtime);
 }

@@ -1,5 +1,5 @@
-//! `ferroserve classify` end to end: the real binary on the sample photos, on both
-//! engines, and on files that are not images.
+//! `ferroserve classify` end to end: the real binary on the sample photos, on every
+//! engine, and on files that are not images.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,11 +55,17 @@ fn sample_photos_are_recognised(engine: &str) {
         "the folder's four images, in order: {labels:?}"
     );
     assert!(stderr.contains("4 images, 0 failed"), "{stderr}");
+    assert!(stderr.contains(&format!("on {engine} ")), "{stderr}");
 }
 
 #[test]
 fn sample_photos_on_onnxruntime() {
     sample_photos_are_recognised("onnxruntime");
+}
+
+#[test]
+fn sample_photos_on_openvino() {
+    sample_photos_are_recognised("openvino");
 }
 
 #[test]

@@ -317,8 +317,7 @@ impl Decoder {
             };
             for (field, value) in accelerators.fields() {
                 let apath = child(&fpath, field.name());
-                let ("cpu_execution_accelerator", Value::List(list)) = (field.name(), value)
-                else {
+                let ("cpu_execution_accelerator", Value::List(list)) = (field.name(), value) else {
                     self.ignore(&apath, value);
                     continue;
                 };
@@ -326,8 +325,9 @@ impl Decoder {
                     for (field, value) in accelerator.fields() {
                         match (field.name(), value) {
                             ("name", Value::String(name)) => {
-                                openvino |= self.one_of(name, &child(&apath, "name"), CPU_ACCELERATORS)?
-                                    == "openvino";
+                                openvino |=
+                                    self.one_of(name, &child(&apath, "name"), CPU_ACCELERATORS)?
+                                        == "openvino";
                             }
                             _ => self.ignore(&child(&apath, field.name()), value),
                         }

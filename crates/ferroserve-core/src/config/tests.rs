@@ -1317,7 +1317,11 @@ fn stateful_and_decoupled_models_are_refused_by_name() {
 fn the_openvino_backend_and_accelerator_are_read() {
     let backend = parse(&format!("backend: \"openvino\"\n{IO}"));
     assert_eq!(backend.backend, "openvino");
-    assert_eq!(backend.model_filename(), "model.xml", "Triton's OpenVINO layout");
+    assert_eq!(
+        backend.model_filename(),
+        "model.xml",
+        "Triton's OpenVINO layout"
+    );
     assert!(!backend.openvino_accelerator);
 
     let accelerated = parse(&format!(
@@ -1419,7 +1423,8 @@ fn openvino_stream_parameters_are_warned_about_and_devices_other_than_the_cpu_re
         r#"{IO} parameters {{ key: "TARGET_DEVICE" value {{ string_value: "GPU" }} }}"#
     ));
     assert!(
-        gpu.to_string().contains("parameters.TARGET_DEVICE: `GPU` is not supported"),
+        gpu.to_string()
+            .contains("parameters.TARGET_DEVICE: `GPU` is not supported"),
         "{gpu}"
     );
 }
