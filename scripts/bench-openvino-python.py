@@ -8,11 +8,13 @@ tensor) and waiting for its result before sending the next; latency from submit 
 result; a warm-up, then a measurement window. OpenVINO runs it the way it is meant to
 serve many clients: one compiled model of I streams of T threads each, and an
 AsyncInferQueue of C infer requests (OpenVINO's own benchmark_app does the same). Each
-arrangement IxT is measured at each concurrency, as ferroserve's are.
+arrangement IxT is measured at each concurrency, as ferroserve's are. Threads are not
+pinned to cores unless --cpu-pinning YES, as ferroserve does not pin them (on a machine
+whose cores other processes share, pinned streams measured slower).
 
     scripts/bench-openvino-python.py [--model M] [--arrangements 2x1,1x2]
-        [--concurrency 1,4,16] [--precision f32|bf16|f16] [--duration 10] [--warmup 2]
-        [--json FILE]
+        [--concurrency 1,4,16] [--precision f32|bf16|f16] [--cpu-pinning NO|YES]
+        [--duration 10] [--warmup 2] [--json FILE]
 
 The first run installs openvino==2026.4.1 from PyPI into .venv-peers/openvino (ignored by
 git) and runs again in it. --model is a folder of a model repository with 1/model.onnx
@@ -104,6 +106,7 @@ def main():
                         help="INSTANCESxTHREADS, comma-separated: streams x threads per stream")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--precision", default="f32", choices=["f32", "bf16", "f16"])
+    parser.add_argument("--cpu-pinning", default="NO", choices=["NO", "YES"])
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
     parser.add_argument("--json", help="also write the results as JSON to this file")
@@ -121,7 +124,8 @@ def main():
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     print(f"OpenVINO {ov.get_version()} from Python on {cpu} ({' '.join(capabilities)}), "
           f"{model_file.relative_to(ROOT) if model_file.is_relative_to(ROOT) else model_file}, "
-          f"{args.precision}, batch 1, {args.warmup:g} s warm-up + {args.duration:g} s per level")
+          f"{args.precision}, CPU pinning {args.cpu_pinning}, batch 1, "
+          f"{args.warmup:g} s warm-up + {args.duration:g} s per level")
     print(f"{'arrangement':>11} {'c':>3} {'infer/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
     results = []
     for arrangement in args.arrangements.split(","):
@@ -130,6 +134,7 @@ def main():
             "NUM_STREAMS": str(instances),
             "INFERENCE_NUM_THREADS": str(instances * threads),
             "INFERENCE_PRECISION_HINT": args.precision,
+            "ENABLE_CPU_PINNING": args.cpu_pinning,
         })
         got = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         if got != args.precision:

@@ -506,6 +506,52 @@ mod openvino_only {
         assert_eq!(auto.precision(), expected);
     }
 
+    /// The configuration's precision (Triton's `HINT_BF16` here) reaches the engine,
+    /// and `--precision` wins over it.
+    #[test]
+    fn the_command_line_precision_wins_over_the_configuration() {
+        let dir = scratch("precedence");
+        let folder = dir.join("m");
+        std::fs::create_dir_all(folder.join("1")).unwrap();
+        std::fs::hard_link(bundled_model(), folder.join("1/model.onnx"))
+            .or_else(|_| std::fs::copy(bundled_model(), folder.join("1/model.onnx")).map(drop))
+            .unwrap();
+        std::fs::write(
+            folder.join("config.pbtxt"),
+            "backend: \"openvino\"\ndefault_model_filename: \"model.onnx\"\n\
+             parameters { key: \"HINT_BF16\" value { string_value: \"YES\" } }\n",
+        )
+        .unwrap();
+        let repository = ferroserve_core::ModelRepository::open(&dir).unwrap();
+        let description = repository.load("m").unwrap();
+        let version = &description.versions[0];
+        let load = |precision: Option<Precision>| {
+            let options = EngineOptions {
+                precision,
+                ..EngineOptions::default()
+            };
+            ferroserve_engine::model::LoadedModel::load(&description, version, None, &options)
+        };
+        let (capabilities, _) = openvino::cpu_capabilities(None).unwrap();
+        match load(None) {
+            Ok(model) => {
+                assert!(capabilities.iter().any(|c| c == "BF16"));
+                assert_eq!(model.engine.precision(), Precision::Bf16);
+            }
+            Err(e) => {
+                assert!(!capabilities.iter().any(|c| c == "BF16"), "{e}");
+                assert!(
+                    e.to_string().contains("precision bf16 is not native"),
+                    "{e}"
+                );
+            }
+        }
+        let model = load(Some(Precision::F32)).expect("f32 loads anywhere");
+        assert_eq!(model.engine.kind(), EngineKind::OpenVino);
+        assert_eq!(model.engine.precision(), Precision::F32);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_missing_openvino_library_says_how_to_install_it() {
         let missing = Path::new("/nonexistent/libopenvino_c.so.2641");
