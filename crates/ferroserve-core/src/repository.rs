@@ -6,8 +6,12 @@
 //!     config.pbtxt          optional
 //!     labels.txt            any label files named by `label_filename`
 //!     1/model.onnx          one folder per version, a positive integer,
-//!     2/model.onnx          holding `default_model_filename` (model.onnx by default)
+//!     2/model.onnx          holding `default_model_filename` (model.onnx by default,
+//!                           model.xml for the openvino backend)
 //! ```
+//!
+//! An OpenVINO IR model file (`*.xml`) keeps its weights beside it, in the `*.bin` of
+//! the same name ([`ir_weights_file`]).
 //!
 //! Folders whose names are not positive integers (written without leading zeros) are
 //! not versions and are ignored, as are hidden folders at the top of the repository.
@@ -70,6 +74,10 @@ pub enum RepositoryError {
     /// A selected version folder lacks the model file.
     #[error("model file {} is missing", path.display())]
     MissingModelFile { path: PathBuf },
+
+    /// An OpenVINO IR model file lacks the weights file beside it.
+    #[error("weights file {} of the OpenVINO IR {} is missing", weights.display(), model.display())]
+    MissingWeightsFile { model: PathBuf, weights: PathBuf },
 
     /// A file or folder resolves outside the repository (a `..` in a file name, or a
     /// symbolic link leading out).
@@ -335,6 +343,14 @@ impl ModelRepository {
                     path: self.relative(&model_file),
                 });
             }
+            if let Some(weights) = ir_weights_file(&model_file) {
+                if !self.inside(weights.clone())?.exists() {
+                    return Err(RepositoryError::MissingWeightsFile {
+                        model: self.relative(&model_file),
+                        weights: self.relative(&weights),
+                    });
+                }
+            }
             versions.push(ModelVersion {
                 version,
                 model_file,
@@ -389,6 +405,15 @@ impl ModelRepository {
             })
         }
     }
+}
+
+/// The weights file of an OpenVINO IR model file: `model.bin` beside `model.xml`. `None`
+/// for any other model file (ONNX keeps its weights inside).
+pub fn ir_weights_file(model_file: &Path) -> Option<PathBuf> {
+    let is_ir = model_file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
+    is_ir.then(|| model_file.with_extension("bin"))
 }
 
 /// Names of the folders directly inside `dir` (following links), in no particular order.

@@ -45,9 +45,25 @@ pub enum ModelLoadError {
     Invalid(String),
 }
 
+/// The engine that runs a model: `chosen` (on the command line) when given, else what
+/// the configuration says: `backend: "openvino"` or `"tract"`; ONNX Runtime's `openvino`
+/// CPU execution accelerator (Triton users write it to have ONNX Runtime run the model
+/// through OpenVINO); else ONNX Runtime.
+pub fn engine_for(config: &ModelConfig, chosen: Option<EngineKind>) -> EngineKind {
+    match (chosen, config.backend.as_str()) {
+        (Some(kind), _) => kind,
+        (None, "openvino") => EngineKind::OpenVino,
+        (None, "tract") => EngineKind::Tract,
+        (None, _) if config.openvino_accelerator => EngineKind::OpenVino,
+        (None, _) => EngineKind::OnnxRuntime,
+    }
+}
+
 impl LoadedModel {
-    /// Loads `version` of the model `description`. The engine is `engine` when given,
-    /// else the configuration's `backend` (`tract`), else ONNX Runtime.
+    /// Loads `version` of the model `description` on the engine [`engine_for`] chooses,
+    /// in `options.precision` when given, else the configuration's precision, else
+    /// [`Precision::Auto`](ferroserve_core::Precision::Auto). Every failure of the engine
+    /// names the model file.
     pub fn load(
         description: &ModelDescription,
         version: &ModelVersion,
@@ -59,12 +75,22 @@ impl LoadedModel {
             .clone()
             .unwrap_or_else(|| ModelConfig::new(&description.name));
         config.version_policy.get_or_insert_with(Default::default);
-        let kind = match engine {
-            Some(kind) => kind,
-            None if config.backend == "tract" => EngineKind::Tract,
-            None => EngineKind::OnnxRuntime,
+        let kind = engine_for(&config, engine);
+        let options = EngineOptions {
+            precision: Some(match options.precision {
+                Some(precision) => precision,
+                None => config.precision()?.unwrap_or_default(),
+            }),
+            ..options.clone()
         };
-        let engine = crate::load(kind, &version.model_file, options)?;
+        let file = &version.model_file;
+        let engine = crate::load(kind, file, &options).map_err(|e| match e {
+            EngineError::Load { .. } => e,
+            other => EngineError::Load {
+                path: file.clone(),
+                reason: other.to_string(),
+            },
+        })?;
         let (encoded, mut declared): (Vec<_>, Vec<_>) = std::mem::take(&mut config.input)
             .into_iter()
             .partition(|input| input.data_type == DataType::Bytes);
@@ -130,5 +156,64 @@ impl LoadedModel {
     /// Largest batch the model accepts; 0 when it does not batch.
     pub fn max_batch_size(&self) -> usize {
         self.config.max_batch_size() as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(text: &str) -> ModelConfig {
+        ModelConfig::parse(text, Path::new("config.pbtxt")).expect("parses")
+    }
+
+    #[test]
+    fn the_engine_comes_from_the_command_line_the_backend_or_the_accelerator() {
+        let accelerated = config(
+            r#"platform: "onnxruntime_onnx"
+            optimization { execution_accelerators {
+                cpu_execution_accelerator: [ { name: "openvino" } ]
+            } }"#,
+        );
+        let cases = [
+            (r#"backend: "openvino""#, None, EngineKind::OpenVino),
+            (r#"backend: "tract""#, None, EngineKind::Tract),
+            (r#"backend: "onnxruntime""#, None, EngineKind::OnnxRuntime),
+            (
+                r#"platform: "onnxruntime_onnx""#,
+                None,
+                EngineKind::OnnxRuntime,
+            ),
+            ("", None, EngineKind::OnnxRuntime),
+            (
+                r#"platform: "onnxruntime_onnx""#,
+                Some(EngineKind::OpenVino),
+                EngineKind::OpenVino,
+            ),
+            (
+                r#"backend: "openvino""#,
+                Some(EngineKind::OnnxRuntime),
+                EngineKind::OnnxRuntime,
+            ),
+        ];
+        for (text, chosen, expected) in cases {
+            assert_eq!(
+                engine_for(&config(text), chosen),
+                expected,
+                "{text} {chosen:?}"
+            );
+        }
+        assert_eq!(engine_for(&accelerated, None), EngineKind::OpenVino);
+        assert_eq!(
+            engine_for(&accelerated, Some(EngineKind::OnnxRuntime)),
+            EngineKind::OnnxRuntime,
+            "the command line wins"
+        );
+        assert_eq!(
+            engine_for(&ModelConfig::new("bare"), None),
+            EngineKind::OnnxRuntime
+        );
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use ferroserve_core::{DataType, Tensor, TensorBuf, TensorRef, TensorSpec};
+use ferroserve_core::{DataType, Precision, Tensor, TensorBuf, TensorRef, TensorSpec};
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
@@ -84,6 +84,7 @@ pub struct OnnxRuntimeEngine {
     environment: Environment,
     model: Arc<[u8]>,
     path: PathBuf,
+    precision: Precision,
     threads: usize,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
@@ -92,9 +93,13 @@ pub struct OnnxRuntimeEngine {
 }
 
 impl OnnxRuntimeEngine {
+    /// Loads the model in f32, or int8 for a quantized model file (precision `int8`);
+    /// other precisions are refused.
     pub fn load(path: &Path, options: &EngineOptions) -> Result<Self, EngineError> {
         let environment = environment(options.onnxruntime_library.as_deref())?;
         let model: Arc<[u8]> = std::fs::read(path).map_err(|e| load_error(path, e))?.into();
+        let requested = options.precision.unwrap_or_default();
+        let precision = crate::as_stored(EngineKind::OnnxRuntime, requested, path)?;
         let threads = options.intra_op_threads.max(1);
         let session =
             build_session(&environment, &model, threads).map_err(|e| load_error(path, e))?;
@@ -114,6 +119,7 @@ impl OnnxRuntimeEngine {
             environment,
             model,
             path: path.to_path_buf(),
+            precision,
             threads,
             inputs,
             outputs,
@@ -183,6 +189,10 @@ fn data_type(ty: TensorElementType) -> Option<DataType> {
 impl Engine for OnnxRuntimeEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::OnnxRuntime
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn inputs(&self) -> &[TensorSpec] {

@@ -326,10 +326,11 @@ impl ModelRegistry {
                 Ok(())
             }
             Err(error) => {
-                tracing::error!(model = name, "{error}");
+                // One line naming the model, its file relative to the repository and why.
+                let reason = self.repository.redact(&error.to_string());
+                tracing::error!(model = name, "failed to load model '{name}': {reason}");
                 let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
                 let slot = models.entry(name.to_string()).or_default();
-                let reason = self.repository.redact(&error.to_string());
                 slot.reason = Some(reason.clone());
                 slot.fingerprint = fingerprint;
                 Err(ServeError::LoadFailed {

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use ferroserve_core::ModelRepository;
 use ferroserve_engine::model::LoadedModel;
-use ferroserve_engine::{EngineKind, EngineOptions};
+
+use crate::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct ConfigArgs {
@@ -40,25 +41,6 @@ enum ConfigCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
-}
-
-#[derive(clap::Args)]
-struct EngineArgs {
-    /// Engine to open the models with: onnxruntime or tract. Default: each config's backend.
-    #[arg(long, env = "FERROSERVE_ENGINE")]
-    engine: Option<EngineKind>,
-    /// Path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).
-    #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIBRARY")]
-    onnxruntime_library: Option<PathBuf>,
-}
-
-impl EngineArgs {
-    fn options(&self) -> EngineOptions {
-        EngineOptions {
-            intra_op_threads: 1,
-            onnxruntime_library: self.onnxruntime_library.clone(),
-        }
-    }
 }
 
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod classify;
 mod config;
+mod engine;
 mod serve;
 
 /// ferroserve: a low-latency inference server for ONNX image classifiers.

@@ -20,8 +20,11 @@ use crate::tensor::DataType;
 
 /// Platforms ferroserve serves.
 const PLATFORMS: &[&str] = &["onnxruntime_onnx"];
-/// Backends ferroserve serves: Triton's ONNX Runtime backend and ferroserve's tract.
-const BACKENDS: &[&str] = &["onnxruntime", "tract"];
+/// Backends ferroserve serves: Triton's ONNX Runtime and OpenVINO backends and
+/// ferroserve's tract.
+const BACKENDS: &[&str] = &["onnxruntime", "openvino", "tract"];
+/// CPU execution accelerators of Triton's ONNX Runtime backend that ferroserve runs.
+const CPU_ACCELERATORS: &[&str] = &["openvino"];
 
 /// Builds and validates the configuration in `message`, read from `file`.
 pub(super) fn model_config(
@@ -36,6 +39,8 @@ pub(super) fn model_config(
     config.source = Some(file.to_path_buf());
     config.warnings = decoder.warnings;
     config.validate()?;
+    let unused = config.openvino_parameters()?;
+    config.warnings.extend(unused);
     Ok(config)
 }
 
@@ -288,10 +293,49 @@ impl Decoder {
                 ("response_cache", Value::Message(cache)) => {
                     config.response_cache = Some(self.response_cache(cache));
                 }
+                ("optimization", Value::Message(optimization)) => {
+                    config.openvino_accelerator = self.optimization(optimization, path)?;
+                }
                 _ => self.ignore(path, value),
             }
         }
         Ok(config)
+    }
+
+    /// `optimization`: whether its CPU execution accelerators name `openvino` (the only
+    /// part ferroserve acts on; the rest, GPU accelerators included, is warned about).
+    fn optimization(&mut self, m: &DynamicMessage, path: &str) -> Result<bool, ConfigError> {
+        let mut openvino = false;
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            let accelerators = match (field.name(), value) {
+                ("execution_accelerators", Value::Message(accelerators)) => accelerators,
+                _ => {
+                    self.ignore(&fpath, value);
+                    continue;
+                }
+            };
+            for (field, value) in accelerators.fields() {
+                let apath = child(&fpath, field.name());
+                let ("cpu_execution_accelerator", Value::List(list)) = (field.name(), value) else {
+                    self.ignore(&apath, value);
+                    continue;
+                };
+                for accelerator in messages(list) {
+                    for (field, value) in accelerator.fields() {
+                        match (field.name(), value) {
+                            ("name", Value::String(name)) => {
+                                openvino |=
+                                    self.one_of(name, &child(&apath, "name"), CPU_ACCELERATORS)?
+                                        == "openvino";
+                            }
+                            _ => self.ignore(&child(&apath, field.name()), value),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(openvino)
     }
 
     fn input(&mut self, m: &DynamicMessage, path: &str) -> Result<ModelInput, ConfigError> {
@@ -634,6 +678,7 @@ impl ModelConfig {
             }
         }
         self.preprocess_settings()?;
+        self.precision()?;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ mod autocomplete;
 mod decode;
 mod error;
 mod message;
+mod precision;
 mod preprocessing;
 mod schema;
 mod text;
@@ -37,6 +38,7 @@ use serde::{Serialize, Serializer};
 use crate::tensor::{DataType, TensorSpec};
 
 pub use error::{ConfigError, Position};
+pub use precision::{Precision, BF16_PARAMETER, PRECISION_PARAMETER};
 
 /// A model's configuration: Triton's `ModelConfig` message, restricted to what ferroserve
 /// serves. Field names are Triton's.
@@ -46,7 +48,7 @@ pub struct ModelConfig {
     pub name: String,
     /// `onnxruntime_onnx`, or empty.
     pub platform: String,
-    /// `onnxruntime`, `tract` (ferroserve's own), or empty.
+    /// `onnxruntime`, `openvino`, `tract` (ferroserve's own), or empty.
     pub backend: String,
     /// Which versions to serve; `None` serves the latest one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,9 +66,17 @@ pub struct ModelConfig {
     pub dynamic_batching: Option<DynamicBatching>,
     /// Execution instances of the model.
     pub instance_group: Vec<InstanceGroup>,
-    /// File name of the model inside each version folder; empty means `model.onnx`.
+    /// File name of the model inside each version folder; empty means `model.onnx`
+    /// (`model.xml` for the `openvino` backend).
     pub default_model_filename: String,
-    /// Free-form parameters; ferroserve reads its image preprocessing from `preprocess.*`.
+    /// Whether `optimization.execution_accelerators.cpu_execution_accelerator` names
+    /// `openvino`: Triton's ONNX Runtime backend then runs the model through ONNX
+    /// Runtime's OpenVINO execution provider, ferroserve on its OpenVINO engine.
+    #[serde(skip)]
+    pub openvino_accelerator: bool,
+    /// Free-form parameters; ferroserve reads its image preprocessing from `preprocess.*`
+    /// and the precision from `INFERENCE_PRECISION_HINT` or `HINT_BF16`
+    /// ([`ModelConfig::precision`]).
     pub parameters: BTreeMap<String, ModelParameter>,
     /// Present when the model's responses may be cached.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,6 +300,11 @@ impl ModelConfig {
     /// The model file name used when `default_model_filename` is empty.
     pub const DEFAULT_MODEL_FILENAME: &'static str = "model.onnx";
 
+    /// The model file name of the `openvino` backend when `default_model_filename` is
+    /// empty, as in Triton's OpenVINO backend: OpenVINO IR, with its weights in
+    /// `model.bin` beside it.
+    pub const OPENVINO_MODEL_FILENAME: &'static str = "model.xml";
+
     /// An empty configuration for the model `name`, to be filled by
     /// [`ModelConfig::autocomplete`] when the model has no `config.pbtxt`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -304,6 +319,7 @@ impl ModelConfig {
             dynamic_batching: None,
             instance_group: Vec::new(),
             default_model_filename: String::new(),
+            openvino_accelerator: false,
             parameters: BTreeMap::new(),
             response_cache: None,
             source: None,
@@ -337,10 +353,10 @@ impl ModelConfig {
 
     /// The model file name inside each version folder.
     pub fn model_filename(&self) -> &str {
-        if self.default_model_filename.is_empty() {
-            Self::DEFAULT_MODEL_FILENAME
-        } else {
-            &self.default_model_filename
+        match (self.default_model_filename.as_str(), self.backend.as_str()) {
+            ("", "openvino") => Self::OPENVINO_MODEL_FILENAME,
+            ("", _) => Self::DEFAULT_MODEL_FILENAME,
+            (filename, _) => filename,
         }
     }
 

@@ -1257,6 +1257,7 @@ fn to_json_contains_execution_accelerators_and_model_warmup() {
         ]
         "#
     ));
+    assert!(config.openvino_accelerator);
     let value = config.to_json();
     assert_eq!(
         value["optimization"]["execution_accelerators"]["cpu_execution_accelerator"],
@@ -1277,7 +1278,6 @@ fn to_json_contains_execution_accelerators_and_model_warmup() {
     assert_eq!(
         config.warnings,
         vec![
-            "optimization.execution_accelerators.cpu_execution_accelerator.name: not used by ferroserve, ignored",
             "model_warmup.name: not used by ferroserve, ignored",
             "model_warmup.batch_size: not used by ferroserve, ignored",
             "model_warmup.inputs.x.data_type: not used by ferroserve, ignored",
@@ -1315,4 +1315,120 @@ fn stateful_and_decoupled_models_are_refused_by_name() {
             "{message}"
         );
     }
+}
+
+#[test]
+fn the_openvino_backend_and_accelerator_are_read() {
+    let backend = parse(&format!("backend: \"openvino\"\n{IO}"));
+    assert_eq!(backend.backend, "openvino");
+    assert_eq!(
+        backend.model_filename(),
+        "model.xml",
+        "Triton's OpenVINO layout"
+    );
+    assert!(!backend.openvino_accelerator);
+
+    let accelerated = parse(&format!(
+        r#"platform: "onnxruntime_onnx"
+        {IO}
+        optimization {{ execution_accelerators {{
+            cpu_execution_accelerator: [ {{ name: "openvino" }} ]
+            gpu_execution_accelerator: [ {{ name: "tensorrt" }} ]
+        }} }}"#
+    ));
+    assert!(accelerated.openvino_accelerator);
+    assert_eq!(accelerated.model_filename(), "model.onnx");
+    assert_eq!(
+        accelerated.warnings,
+        ["optimization.execution_accelerators.gpu_execution_accelerator.name: not used by ferroserve, ignored"]
+    );
+
+    let plain = parse(IO);
+    assert!(!plain.openvino_accelerator);
+    assert_eq!(plain.model_filename(), "model.onnx");
+
+    match parse_err(
+        "optimization { execution_accelerators { cpu_execution_accelerator: [ { name: \"dnnl\" } ] } }",
+    ) {
+        ConfigError::Unsupported {
+            field,
+            value,
+            supported,
+            ..
+        } => {
+            assert_eq!(
+                field,
+                "optimization.execution_accelerators.cpu_execution_accelerator.name"
+            );
+            assert_eq!((value.as_str(), supported.as_str()), ("dnnl", "openvino"));
+        }
+        other => panic!("expected Unsupported, got {other}"),
+    }
+}
+
+#[test]
+fn the_precision_comes_from_openvino_and_triton_parameter_names() {
+    let with = |parameters: &str| format!("{IO}\n{parameters}");
+    let hint = |value: &str| {
+        with(&format!(
+            r#"parameters {{ key: "INFERENCE_PRECISION_HINT" value {{ string_value: "{value}" }} }}"#
+        ))
+    };
+    assert_eq!(parse(IO).precision().unwrap(), None);
+    for (value, precision) in [
+        ("f32", Precision::F32),
+        ("bf16", Precision::Bf16),
+        ("F16", Precision::F16),
+        ("int8", Precision::Int8),
+        ("auto", Precision::Auto),
+    ] {
+        assert_eq!(parse(&hint(value)).precision().unwrap(), Some(precision));
+    }
+    let triton = with(r#"parameters { key: "HINT_BF16" value { string_value: "YES" } }"#);
+    assert_eq!(parse(&triton).precision().unwrap(), Some(Precision::Bf16));
+
+    let unknown = parse_err(&hint("f64")).to_string();
+    assert_eq!(
+        unknown,
+        format!("{FILE}: parameters.INFERENCE_PRECISION_HINT: unknown precision 'f64': expected one of auto, f32, bf16, f16, int8")
+    );
+    let no = parse_err(&with(
+        r#"parameters { key: "HINT_BF16" value { string_value: "NO" } }"#,
+    ))
+    .to_string();
+    assert!(no.contains("parameters.HINT_BF16: expected `YES`"), "{no}");
+    let conflict = parse_err(&with(
+        r#"parameters { key: "HINT_BF16" value { string_value: "YES" } }
+        parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "f32" } }"#,
+    ))
+    .to_string();
+    assert!(conflict.contains("asks for bf16 but"), "{conflict}");
+}
+
+#[test]
+fn openvino_stream_parameters_are_warned_about_and_devices_other_than_the_cpu_refused() {
+    let config = parse(&format!(
+        r#"{IO}
+        parameters {{ key: "NUM_STREAMS" value {{ string_value: "2" }} }}
+        parameters {{ key: "PERFORMANCE_HINT" value {{ string_value: "THROUGHPUT" }} }}
+        parameters {{ key: "TARGET_DEVICE" value {{ string_value: "CPU" }} }}"#
+    ));
+    let warned: Vec<_> = config
+        .warnings
+        .iter()
+        .map(|w| w.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        warned,
+        ["parameters.NUM_STREAMS", "parameters.PERFORMANCE_HINT"]
+    );
+    assert!(config.warnings[0].contains("one OpenVINO stream"));
+    let gpu = parse_err(&format!(
+        r#"{IO} parameters {{ key: "TARGET_DEVICE" value {{ string_value: "GPU" }} }}"#
+    ));
+    assert!(
+        gpu.to_string()
+            .contains("parameters.TARGET_DEVICE: `GPU` is not supported"),
+        "{gpu}"
+    );
 }
