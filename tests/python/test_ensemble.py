@@ -146,12 +146,12 @@ def test_the_ensemble_is_not_ready_while_a_step_is_unloaded(ensemble_server, pro
                                onnx_models.expected_logits(batch), rtol=1e-5, atol=1e-5)
 
 
-def with_steps(steps):
+def with_steps(steps, image_type="TYPE_UINT8"):
     """The ensemble's configuration as JSON, with `steps` in place of its own."""
     return json.dumps({
         "platform": "ensemble",
         "max_batch_size": 4,
-        "input": [{"name": "IMAGE", "data_type": "TYPE_UINT8", "dims": [8, 8, 3]}],
+        "input": [{"name": "IMAGE", "data_type": image_type, "dims": [8, 8, 3]}],
         "output": [{"name": "SCORES", "data_type": "TYPE_FP32", "dims": [4]}],
         "ensemble_scheduling": {"step": steps},
     })
@@ -171,10 +171,10 @@ def test_bad_ensembles_are_refused_at_load(ensemble_server, protocol):
     cases = [
         ([PREPROCESS, step("no-such-model", {"input": "planar"}, {"logits": "SCORES"})],
          "no model 'no-such-model'"),
-        ([PREPROCESS, step("classifier", {"input": "IMAGE"}, {"logits": "SCORES"})],
-         "is TYPE_UINT8, but input 'input' of model 'classifier' is TYPE_FP32"),
-        ([PREPROCESS, step("classifier", {"input": "planar"}, {"logits": "SCORES", "x": "y"})],
-         "has no output 'x'"),
+        ([PREPROCESS, CLASSIFY],
+         "tensor 'IMAGE' is TYPE_FP32, but input 'RAW' of model 'preprocess' is TYPE_UINT8"),
+        ([PREPROCESS, step("classifier", {"input": "planar"}, {"x": "SCORES"})],
+         "model 'classifier' has no output 'x' (it has: logits)"),
         ([PREPROCESS, CLASSIFY, step("classifier", {"input": "planar"}, {"logits": "SCORES"})],
          "more than one producer"),
         ([PREPROCESS, CLASSIFY, step("classifier", {"input": "planar"}, {"logits": "spare"})],
@@ -184,8 +184,10 @@ def test_bad_ensembles_are_refused_at_load(ensemble_server, protocol):
         ([step(ENSEMBLE, {"IMAGE": "IMAGE"}, {"SCORES": "SCORES"})], "a cycle"),
     ]
     for steps, expected in cases:
+        # The second case declares the image as FP32, which the preprocessing refuses.
+        image_type = "TYPE_FP32" if "'IMAGE' is TYPE_FP32" in expected else "TYPE_UINT8"
         with pytest.raises(InferenceServerException) as raised:
-            client.load_model(ENSEMBLE, config=with_steps(steps))
+            client.load_model(ENSEMBLE, config=with_steps(steps, image_type))
         assert expected in str(raised.value), str(raised.value)
     # The ensemble that was loaded is still served.
     assert client.is_model_ready(ENSEMBLE)

@@ -71,7 +71,13 @@ def infer(server, wire, model, arrays, outputs):
         requested = [module.InferRequestedOutput(name, binary_data=wire == "http-binary")
                      for name in outputs]
     result = client.infer(model, inputs, outputs=requested)
-    return {name: result.as_numpy(name) for name in outputs}
+    return {name: as_bytes(result.as_numpy(name)) for name in outputs}
+
+
+def as_bytes(array):
+    """BYTES elements as bytes: tritonclient gives JSON strings back as str."""
+    return np.vectorize(lambda v: v.encode("utf-8") if isinstance(v, str) else v,
+                        otypes=[np.object_])(array)
 
 
 def numbers_as_strings(values):

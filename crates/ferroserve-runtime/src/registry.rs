@@ -153,7 +153,17 @@ impl ServedModel {
                     .engine
                     .runner_with_threads(arrangement.threads)
                     .map_err(warm_up_failed)?;
-                warm_up(&model, runner.as_mut()).map_err(warm_up_failed)?;
+                match warm_up(&model, runner.as_mut()) {
+                    Ok(()) => {}
+                    // What a string input must hold is the model's own business (numbers
+                    // to parse, say): a string model that refuses the warm-up's strings
+                    // still loads, and its first request pays for initialisation.
+                    Err(error) if takes_strings(&model) => tracing::warn!(
+                        model = model.name,
+                        "warm-up inference with strings \"0\" failed, skipped: {error}"
+                    ),
+                    Err(error) => return Err(warm_up_failed(error)),
+                }
                 runners.push(runner);
             }
             groups.push(runners);
@@ -215,8 +225,17 @@ impl ServedModel {
     }
 }
 
-/// Runs each instance once on zeros, so that the first request does not pay for
-/// lazy initialisation.
+/// Whether the model has a string input.
+fn takes_strings(model: &LoadedModel) -> bool {
+    model
+        .engine
+        .inputs()
+        .iter()
+        .any(|spec| spec.dtype == DataType::Bytes)
+}
+
+/// Runs each instance once on zeros (strings `"0"`), so that the first request does not
+/// pay for lazy initialisation.
 fn warm_up(
     model: &LoadedModel,
     runner: &mut dyn ferroserve_engine::Runner,
@@ -240,8 +259,8 @@ fn warm_up(
             if spec.dtype == DataType::Bytes {
                 let elements = shape.iter().product::<usize>();
                 tensor
-                    .set_strings(&shape, &vec![""; elements])
-                    .expect("empty strings fit their length prefix");
+                    .set_strings(&shape, &vec!["0"; elements])
+                    .expect("one-byte strings fit their length prefix");
             } else {
                 tensor.reshape(spec.dtype, &shape);
             }

@@ -68,7 +68,7 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
     wire::elements::<f32>(bytes).collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+fn executor() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,7 +94,7 @@ fn string_tensors_reach_the_graph_and_come_back() {
         Bytes::from("0"),
     ];
     let input = InferInput::strings("INPUT0", vec![2, 2], elements.clone()).unwrap();
-    let response = runtime()
+    let response = executor()
         .block_on(runtime.infer(request("strings", vec![input])))
         .unwrap();
     let output = &response.outputs[0];
@@ -111,7 +111,7 @@ fn string_tensors_reach_the_graph_and_come_back() {
         vec![Bytes::from("a\0b"), Bytes::new()],
     )
     .unwrap();
-    let error = runtime()
+    let error = executor()
         .block_on(runtime.infer(request("strings", vec![nul])))
         .unwrap_err();
     assert!(
@@ -166,7 +166,7 @@ fn reshape_maps_the_configured_shapes_to_the_model_and_back() {
     );
     let runtime = start(repository.path(), ModelControlMode::None);
     let values = [1.0, 2.0, 3.0, 4.0];
-    let response = runtime()
+    let response = executor()
         .block_on(runtime.infer(request("m", vec![f32_input("INPUT0", vec![4], &values)])))
         .unwrap();
     assert_eq!(response.outputs[0].shape, [2, 2]);
@@ -209,7 +209,7 @@ fn an_ensemble_runs_its_steps_and_is_not_ready_without_them() {
     let repository = tempfile::tempdir().unwrap();
     chain_repository(repository.path());
     let runtime = start(repository.path(), ModelControlMode::Explicit);
-    let tokio = runtime();
+    let tokio = executor();
     // Loading the ensemble loads its steps.
     tokio.block_on(runtime.load_model("chain")).unwrap();
     assert!(runtime.model_ready("first", None) && runtime.model_ready("second", None));
@@ -286,7 +286,7 @@ fn ensembles_are_refused_at_load_when_their_steps_cannot_run() {
         );
     }
     let runtime = start(repository.path(), ModelControlMode::Explicit);
-    let tokio = runtime();
+    let tokio = executor();
     let error = tokio
         .block_on(runtime.load_model("ping"))
         .unwrap_err()
@@ -345,7 +345,7 @@ fn a_config_override_holds_until_the_model_is_unloaded() {
         );
     }
     let runtime = start(repository.path(), ModelControlMode::Explicit);
-    let tokio = runtime();
+    let tokio = executor();
     let first_only = ModelConfig::from_json(
         r#"{"version_policy": {"specific": {"versions": [1]}}}"#,
         Path::new("override"),
