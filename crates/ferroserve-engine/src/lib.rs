@@ -43,7 +43,9 @@ pub trait Engine: Send + Sync {
 pub trait Runner: Send {
     /// Runs the model on `inputs` (one per model input, in [`Engine::inputs`] order) and
     /// writes each model output into the matching element of `outputs`, reshaping it and
-    /// reusing its buffer. `outputs` must have one tensor per model output.
+    /// reusing its buffer. `outputs` must have one tensor per model output. `BYTES`
+    /// tensors, both ways, hold their elements in their binary form (see
+    /// [`ferroserve_core::tensor`]).
     fn run(&mut self, inputs: &[TensorRef<'_>], outputs: &mut [Tensor]) -> Result<(), EngineError>;
 }
 
@@ -224,12 +226,11 @@ fn check_inputs(specs: &[TensorSpec], inputs: &[TensorRef<'_>]) -> Result<(), En
                 spec.name, spec.shape, input.shape
             )));
         }
-        let size = input.dtype.size().ok_or_else(|| {
-            EngineError::InvalidInput(format!(
-                "input '{}': BYTES cannot reach an engine",
-                spec.name
-            ))
-        })?;
+        let Some(size) = input.dtype.size() else {
+            ferroserve_core::wire::check_bytes(input.shape, input.data)
+                .map_err(|e| EngineError::InvalidInput(format!("input '{}': {e}", spec.name)))?;
+            continue;
+        };
         let expected = size * input.shape.iter().product::<usize>();
         if input.data.len() != expected {
             return Err(EngineError::InvalidInput(format!(

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ferroserve_core::config::ShapeMap;
 use ferroserve_core::{
     ConfigError, DataType, ImagePreprocessing, Labels, ModelConfig, ModelDescription, ModelVersion,
 };
@@ -23,10 +24,15 @@ pub struct LoadedModel {
     pub labels: Vec<Option<Labels>>,
     /// Index of the input that takes preprocessed images, in [`Engine::inputs`] order.
     pub image_input: Option<usize>,
-    /// The `BYTES` input (declared in the configuration, absent from the model) through
-    /// which clients send encoded images, one per batch row, preprocessed on the server
-    /// into the image input. When there is one, the image input itself is internal: it
-    /// is left out of `config.input`, so clients neither see nor send it.
+    /// How a preprocessed image's shape (the image input's `dims`) becomes the model's,
+    /// when the image input has a `reshape`.
+    pub image_reshape: Option<ShapeMap>,
+    /// The `BYTES` input (declared in the configuration, absent from the model, with
+    /// `preprocess.*` parameters) through which clients send encoded images, one per
+    /// batch row, preprocessed on the server into the image input. When there is one, the
+    /// image input itself is internal: it is left out of `config.input`, so clients
+    /// neither see nor send it. A `BYTES` input the model has is a string tensor, passed
+    /// to the engine as it comes.
     pub encoded_image_input: Option<String>,
     /// Whether a classifier's scores need a softmax to become probabilities
     /// (parameter `postprocess.softmax`: `true`/`false`; when absent, decided per
@@ -74,6 +80,12 @@ impl LoadedModel {
             .config
             .clone()
             .unwrap_or_else(|| ModelConfig::new(&description.name));
+        if config.is_ensemble() {
+            return Err(ModelLoadError::Invalid(format!(
+                "model '{}' is an ensemble: its steps are other models, it has no model file to load",
+                description.name
+            )));
+        }
         config.version_policy.get_or_insert_with(Default::default);
         let kind = engine_for(&config, engine);
         let options = EngineOptions {
@@ -91,9 +103,15 @@ impl LoadedModel {
                 reason: other.to_string(),
             },
         })?;
+        // A BYTES input the model does not have carries encoded images, when the
+        // configuration says how to preprocess them; any other BYTES input is a string
+        // tensor of the model, checked like every input.
         let (encoded, mut declared): (Vec<_>, Vec<_>) = std::mem::take(&mut config.input)
             .into_iter()
-            .partition(|input| input.data_type == DataType::Bytes);
+            .partition(|input| {
+                input.data_type == DataType::Bytes
+                    && !engine.inputs().iter().any(|spec| spec.name == input.name)
+            });
         config.input.append(&mut declared);
         config.autocomplete(engine.inputs(), engine.outputs())?;
         let preprocessing = config.image_preprocessing()?;
@@ -102,15 +120,19 @@ impl LoadedModel {
             [input] if preprocessing.is_some() => Some(input.name.clone()),
             [input] => {
                 return Err(ModelLoadError::Invalid(format!(
-                    "model '{}': BYTES input '{}' carries encoded images, which needs preprocess.* parameters",
+                    "model '{}': BYTES input '{}' is not an input of the model; as an input of \
+                     encoded images it needs preprocess.* parameters",
                     description.name, input.name
                 )))
             }
-            _ => {
+            inputs => {
+                let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
                 return Err(ModelLoadError::Invalid(format!(
-                    "model '{}' declares more than one BYTES input; one carries encoded images",
-                    description.name
-                )))
+                    "model '{}' declares BYTES inputs {} that the model does not have; only one \
+                     can carry encoded images",
+                    description.name,
+                    names.join(", ")
+                )));
             }
         };
         let image_input = config.image_input().and_then(|declared| {
@@ -118,6 +140,11 @@ impl LoadedModel {
                 .inputs()
                 .iter()
                 .position(|spec| spec.name == declared.name)
+        });
+        let image_reshape = image_input.and_then(|position| {
+            let name = &engine.inputs()[position].name;
+            let declared = config.input.iter().find(|i| &i.name == name)?;
+            ShapeMap::new(&declared.dims, &declared.reshape.as_ref()?.shape).ok()
         });
         if let (Some(_), Some(position)) = (&encoded_image_input, image_input) {
             let internal = &engine.inputs()[position].name;
@@ -147,6 +174,7 @@ impl LoadedModel {
             engine,
             preprocessing,
             image_input,
+            image_reshape,
             encoded_image_input,
             labels,
             softmax,

@@ -87,10 +87,18 @@ impl TractEngine {
                 name: name.to_string(),
                 dtype: data_type(fact.datum_type).ok_or_else(|| EngineError::Load {
                     path: path.to_path_buf(),
-                    reason: format!(
-                        "'{name}' has unsupported element type {:?}",
-                        fact.datum_type
-                    ),
+                    reason: if fact.datum_type == DatumType::String {
+                        format!(
+                            "'{name}' is a string tensor (TYPE_STRING), which the tract engine \
+                             does not run: serve this model with ONNX Runtime \
+                             (backend: \"onnxruntime\")"
+                        )
+                    } else {
+                        format!(
+                            "'{name}' has unsupported element type {:?}",
+                            fact.datum_type
+                        )
+                    },
                 })?,
                 shape: fact
                     .shape

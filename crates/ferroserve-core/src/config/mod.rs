@@ -16,11 +16,14 @@
 
 mod autocomplete;
 mod decode;
+mod ensemble;
 mod error;
+mod json;
 mod message;
 mod precision;
 mod preprocessing;
 mod schema;
+mod shape;
 mod text;
 
 /// Triton's `ModelConfig` message and the messages it holds, generated from
@@ -37,8 +40,13 @@ use serde::{Serialize, Serializer};
 
 use crate::tensor::{DataType, TensorSpec};
 
+/// The platform of an ensemble model.
+pub const ENSEMBLE_PLATFORM: &str = "ensemble";
+
+pub use ensemble::{EnsemblePlan, EnsembleScheduling, EnsembleStep};
 pub use error::{ConfigError, Position};
 pub use precision::{Precision, BF16_PARAMETER, PRECISION_PARAMETER};
+pub use shape::ShapeMap;
 
 /// A model's configuration: Triton's `ModelConfig` message, restricted to what ferroserve
 /// serves. Field names are Triton's.
@@ -46,7 +54,7 @@ pub use precision::{Precision, BF16_PARAMETER, PRECISION_PARAMETER};
 pub struct ModelConfig {
     /// The model name; must equal the name of the model's folder in the repository.
     pub name: String,
-    /// `onnxruntime_onnx`, or empty.
+    /// `onnxruntime_onnx`, `ensemble`, or empty.
     pub platform: String,
     /// `onnxruntime`, `openvino`, `tract` (ferroserve's own), or empty.
     pub backend: String,
@@ -81,6 +89,9 @@ pub struct ModelConfig {
     /// Present when the model's responses may be cached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_cache: Option<ResponseCache>,
+    /// The steps of an ensemble (`platform: "ensemble"`); `None` for any other model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble_scheduling: Option<EnsembleScheduling>,
     /// The file this configuration was read from; `None` when built from the model alone.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -188,8 +199,27 @@ pub struct ModelInput {
     pub format: InputFormat,
     /// Shape without the batch dimension when `max_batch_size > 0`; `-1` is any size.
     pub dims: Vec<i64>,
+    /// The shape the model takes instead of `dims` (batch dimension excluded), when the
+    /// two differ (Triton's `reshape`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<Reshape>,
     /// Whether requests may leave this input out.
     pub optional: bool,
+}
+
+impl ModelInput {
+    /// The dims the model itself takes: the `reshape` when there is one, else `dims`.
+    pub fn model_dims(&self) -> &[i64] {
+        self.reshape.as_ref().map_or(&self.dims, |r| &r.shape)
+    }
+}
+
+/// A tensor's shape in the model when it differs from the configured `dims` (Triton's
+/// `ModelTensorReshape`); batch dimension excluded, `-1` is any size, empty for a tensor
+/// whose only dimension is the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reshape {
+    pub shape: Vec<i64>,
 }
 
 /// One model output (Triton's `ModelOutput`).
@@ -200,8 +230,19 @@ pub struct ModelOutput {
     pub data_type: DataType,
     /// Shape without the batch dimension when `max_batch_size > 0`; `-1` is any size.
     pub dims: Vec<i64>,
+    /// The shape the model gives instead of `dims` (batch dimension excluded), when the
+    /// two differ (Triton's `reshape`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<Reshape>,
     /// Class labels for a classification output, relative to the model folder; empty if none.
     pub label_filename: String,
+}
+
+impl ModelOutput {
+    /// The dims the model itself gives: the `reshape` when there is one, else `dims`.
+    pub fn model_dims(&self) -> &[i64] {
+        self.reshape.as_ref().map_or(&self.dims, |r| &r.shape)
+    }
 }
 
 /// Dynamic batching settings (Triton's `ModelDynamicBatching`).
@@ -322,6 +363,7 @@ impl ModelConfig {
             openvino_accelerator: false,
             parameters: BTreeMap::new(),
             response_cache: None,
+            ensemble_scheduling: None,
             source: None,
             warnings: Vec::new(),
             message: Box::default(),
@@ -333,6 +375,17 @@ impl ModelConfig {
     pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let message = text::parse(text, file)?;
         let mut config = decode::model_config(&message, file)?;
+        config.message = Box::new(schema::to_proto(&message));
+        Ok(config)
+    }
+
+    /// Parses and validates a configuration given as JSON, the way Triton's model
+    /// repository extension sends one with a load request (the `ModelConfig` message in
+    /// protobuf's JSON mapping: field names as in the schema or in lowerCamelCase, enums by
+    /// name). `origin` names it in error messages and becomes [`ModelConfig::source`].
+    pub fn from_json(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let message = json::parse(text, origin)?;
+        let mut config = decode::model_config(&message, origin)?;
         config.message = Box::new(schema::to_proto(&message));
         Ok(config)
     }
@@ -360,13 +413,19 @@ impl ModelConfig {
         }
     }
 
+    /// Whether this is an ensemble of other models (`platform: "ensemble"`).
+    pub fn is_ensemble(&self) -> bool {
+        self.platform == ENSEMBLE_PLATFORM
+    }
+
     /// The string value of parameter `key`.
     pub fn parameter(&self, key: &str) -> Option<&str> {
         self.parameters.get(key).map(|p| p.string_value.as_str())
     }
 
-    /// The inputs as the model sees them: full shapes, with a leading `-1` batch
-    /// dimension when `max_batch_size > 0`.
+    /// The inputs as requests carry them (`dims`, which a `reshape` may change on the way
+    /// to the model): full shapes, with a leading `-1` batch dimension when
+    /// `max_batch_size > 0`.
     pub fn input_specs(&self) -> Vec<TensorSpec> {
         self.input
             .iter()
@@ -374,8 +433,8 @@ impl ModelConfig {
             .collect()
     }
 
-    /// The outputs as the model produces them: full shapes, with a leading `-1` batch
-    /// dimension when `max_batch_size > 0`.
+    /// The outputs as responses carry them (`dims`): full shapes, with a leading `-1`
+    /// batch dimension when `max_batch_size > 0`.
     pub fn output_specs(&self) -> Vec<TensorSpec> {
         self.output
             .iter()
