@@ -101,6 +101,33 @@ async fn serves_the_bundled_model_on_openvino() {
     );
 }
 
+/// The int8 model (tests/data/models, made by scripts/quantize) is served in int8, as its
+/// configuration says, on ONNX Runtime and on OpenVINO; on the cat both keep the f32
+/// model's answer among their top five (`ferroserve accuracy` measures how often).
+#[tokio::test]
+async fn the_int8_model_is_served_on_both_engines() {
+    const INT8: &str = "efficientnet-lite0-int8";
+    let f32_top = reference().top5("cat.jpg")[0].index;
+    for engine in [EngineKind::OnnxRuntime, EngineKind::OpenVino] {
+        let models = support::repo_root().join("tests/data/models");
+        let mut config = support::config(models, ModelControlMode::Explicit);
+        config.runtime.startup_models = vec![INT8.into()];
+        config.runtime.load.engine = Some(engine);
+        let server = TestServer::start(config);
+        assert_eq!(engine_of(server.runtime(), INT8), (engine, Precision::Int8));
+        let logits = cat_logits(&server, INT8).await;
+        assert_eq!(logits.len(), 1000);
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        assert!(
+            order[..5].contains(&f32_top),
+            "{engine:?}: the f32 top class {f32_top} is not in the int8 top five {:?}",
+            &order[..5]
+        );
+        server.stop().expect("a clean stop");
+    }
+}
+
 /// `--tune` loads every arrangement it chooses among, each instance an OpenVINO stream of
 /// its own threads, and serves from the first.
 #[tokio::test]

@@ -127,7 +127,7 @@ fn only_model(repository: &ModelRepository) -> anyhow::Result<String> {
 
 /// Files named explicitly, and image files found by extension under folders, in order.
 /// A path that cannot be read is kept, so that it is reported as a failure.
-fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             found.push(dir.to_path_buf());
