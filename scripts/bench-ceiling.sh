@@ -15,7 +15,7 @@ PORT=18700
 PA=${PERF_ANALYZER:-$HOME/.cache/perf-analyzer/perf_analyzer}
 INPUT=tests/data/images/cat.input.f32
 scripts/setup-onnxruntime.sh
-cargo build --release -q -p ferroserve
+cargo build --release -q --workspace
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 echo "== in-process (the engine alone)"

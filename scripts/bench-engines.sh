@@ -21,7 +21,7 @@ OUT=target/bench-engines
 INPUT=tests/data/images/cat.input.f32
 scripts/setup-onnxruntime.sh
 scripts/setup-openvino.sh
-cargo build --release -q -p ferroserve
+cargo build --release -q --workspace
 rm -rf "$OUT" && mkdir -p "$OUT/repo/mobilenet-v2-random/1"
 # The random-weight MobileNetV2 as a repository of its own, its configuration completed
 # from the model (a copy: a link out of the repository would be refused).

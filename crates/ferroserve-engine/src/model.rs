@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferroserve_core::config::ShapeMap;
+use ferroserve_core::config::{InstanceKind, ShapeMap};
 use ferroserve_core::{
     ConfigError, DataType, ImagePreprocessing, Labels, ModelConfig, ModelDescription, ModelVersion,
 };
@@ -83,6 +83,18 @@ impl LoadedModel {
         if config.is_ensemble() {
             return Err(ModelLoadError::Invalid(format!(
                 "model '{}' is an ensemble: its steps are other models, it has no model file to load",
+                description.name
+            )));
+        }
+        if let Some(i) = config
+            .instance_group
+            .iter()
+            .position(|group| group.kind == InstanceKind::Gpu)
+        {
+            return Err(ModelLoadError::Invalid(format!(
+                "model '{}': instance_group[{i}] asks for KIND_GPU, and ferroserve runs models \
+                 on the CPU only (no GPU execution provider is built in); use KIND_CPU, or \
+                 KIND_AUTO",
                 description.name
             )));
         }

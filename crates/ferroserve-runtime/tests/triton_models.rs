@@ -148,6 +148,44 @@ fn a_bytes_input_the_graph_lacks_is_an_image_input_only_with_preprocessing() {
     runtime.shutdown();
 }
 
+/// A model configured for a GPU is not quietly run on the CPU: it fails its load with
+/// the reason, the other models serving; KIND_AUTO runs on the CPU.
+#[test]
+fn a_gpu_instance_group_fails_the_load_with_its_reason() {
+    let repository = tempfile::tempdir().unwrap();
+    for (model, kind) in [("gpu", "KIND_GPU"), ("auto", "KIND_AUTO")] {
+        onnx::identity(
+            &repository.path().join(model).join("1/model.onnx"),
+            Elem::Float,
+            &[-1, 4],
+        );
+        write_config(
+            repository.path(),
+            model,
+            &format!("instance_group {{ count: 1 kind: {kind} }}"),
+        );
+    }
+    let runtime = start(repository.path(), ModelControlMode::None);
+    let index = runtime.repository_index().unwrap();
+    let entry = |name: &str| index.iter().find(|e| e.name == name).unwrap();
+    assert_eq!(entry("gpu").state, "UNAVAILABLE");
+    assert!(
+        entry("gpu")
+            .reason
+            .contains("instance_group[0] asks for KIND_GPU")
+            && entry("gpu").reason.contains("CPU only"),
+        "{:?}",
+        entry("gpu")
+    );
+    assert_eq!(entry("auto").state, "READY", "{:?}", entry("auto"));
+    let input = f32_input("INPUT0", vec![1, 4], &[1.0, 2.0, 3.0, 4.0]);
+    let response = executor()
+        .block_on(runtime.infer(request("auto", vec![input])))
+        .unwrap();
+    assert_eq!(f32s(raw(&response, 0)), [1.0, 2.0, 3.0, 4.0]);
+    runtime.shutdown();
+}
+
 #[test]
 fn reshape_maps_the_configured_shapes_to_the_model_and_back() {
     let repository = tempfile::tempdir().unwrap();
