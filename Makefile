@@ -6,6 +6,7 @@ CARGO ?= cargo
 
 setup:
 	scripts/setup-onnxruntime.sh
+	scripts/setup-openvino.sh
 
 ## Serve the bundled models on :8000 (HTTP), :8001 (gRPC), :8002 (metrics).
 serve: setup

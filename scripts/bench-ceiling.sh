@@ -4,25 +4,30 @@
 #   2. `ferroserve serve` loaded by `ferroserve bench` over HTTP and gRPC;
 #   3. the same server loaded by perf_analyzer over HTTP, with the CPU time each process
 #      used, to show how much of the two cores the client takes.
-# Environment: LEVELS (default 1,16), DURATION (default 10s).
+# Environment: LEVELS (default 1,16), DURATION (default 10s), ENGINE (default: the
+# model's configuration, ONNX Runtime), PRECISION (default: the configuration's, auto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LEVELS=${LEVELS:-1,16}
 DURATION=${DURATION:-10s}
 BIN=target/release/ferroserve
-OUT=target/bench-ceiling
+OUT=target/bench-ceiling${ENGINE:+-$ENGINE}
 PORT=18700
 PA=${PERF_ANALYZER:-$HOME/.cache/perf-analyzer/perf_analyzer}
 INPUT=tests/data/images/cat.input.f32
+ENGINE_FLAGS=()
+[ -n "${ENGINE:-}" ] && ENGINE_FLAGS+=(--engine "$ENGINE")
+[ -n "${PRECISION:-}" ] && ENGINE_FLAGS+=(--precision "$PRECISION")
 scripts/setup-onnxruntime.sh
-cargo build --release -q -p ferroserve
+scripts/setup-openvino.sh
+cargo build --release -q --workspace
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 echo "== in-process (the engine alone)"
-"$BIN" bench --quiet --in-process --input "$INPUT" --concurrency "$LEVELS" \
+"$BIN" bench --quiet --in-process "${ENGINE_FLAGS[@]}" --input "$INPUT" --concurrency "$LEVELS" \
   --duration "$DURATION" --json "$OUT/in-process.json"
 
-"$BIN" serve --host 127.0.0.1 --http-port $PORT --grpc-port $((PORT + 1)) \
+"$BIN" serve "${ENGINE_FLAGS[@]}" --host 127.0.0.1 --http-port $PORT --grpc-port $((PORT + 1)) \
   --metrics-port $((PORT + 2)) --model-control-mode explicit \
   --load-model efficientnet-lite0 2>"$OUT/serve.log" &
 server=$!

@@ -13,7 +13,7 @@ BIN=target/release/ferroserve
 OUT=target/bench-naive
 PORT=18600
 scripts/setup-onnxruntime.sh
-cargo build --release -q -p ferroserve
+cargo build --release -q --workspace
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 # The bundled model with the response cache turned on, for the last step.

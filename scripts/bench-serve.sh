@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-onnxruntime.sh
-cargo build --release -q -p ferroserve
+cargo build --release -q --workspace
 BIN=target/release/ferroserve
 OUT=target/bench-data
 mkdir -p "$OUT"

@@ -25,7 +25,7 @@ BIN=target/release/ferroserve
 OUT=target/bench-tune
 PORT=18500
 scripts/setup-onnxruntime.sh
-cargo build --release -q -p ferroserve
+cargo build --release -q --workspace
 if [ "${TUNED_ONLY:-0}" != 1 ]; then rm -rf "$OUT"; fi
 mkdir -p "$OUT/repos" "$OUT/runs"
 cores=$(nproc)

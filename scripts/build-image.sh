@@ -66,6 +66,7 @@ if [ ! -x "$CARGO_BIN/cargo" ] || [ ! -d "$RUSTUP_DIR/toolchains" ]; then
 fi
 CA_BUNDLE=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 scripts/setup-onnxruntime.sh
+scripts/setup-openvino.sh
 mkdir -p "$WORK" "$OUT_DIR"
 
 # Writes /etc/passwd and /etc/group into the root filesystem $1: root, nonroot (65532)

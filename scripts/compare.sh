@@ -21,7 +21,7 @@
 #   MLSERVER_WORKERS [0]  MLSERVER_THREADS [2]  (MLServer parallel_workers, intra-op threads)
 #   FERROSERVE_PORT [18000]  TRITON_PORT [28000]  MLSERVER_PORT [38000]  (HTTP; gRPC +1, metrics +2)
 #   PERF_ANALYZER [~/.cache/perf-analyzer/perf_analyzer]
-#   BUILD [1] (0: skip `cargo build --release -p ferroserve`)
+#   BUILD [1] (0: skip `cargo build --release --workspace`)
 #
 # Writes raw results to target/compare/raw-DATE/ (raw-latest: the newest), the report to
 # docs/comparison.md and charts to docs/comparison/. The machine should be otherwise idle:
@@ -80,7 +80,7 @@ scripts/compare/setup.sh
 scripts/setup-onnxruntime.sh
 # Blocks on the cargo lock while someone else builds; that is fine. BUILD=0 measures the
 # binary already in target/release.
-if [ "${BUILD:-1}" = 1 ]; then cargo build --release -q -p ferroserve; fi
+if [ "${BUILD:-1}" = 1 ]; then cargo build --release -q --workspace; fi
 if [ ! -x "$PA" ]; then bash scripts/install-perf-analyzer.sh >/dev/null; fi
 
 # The wheel's binary calls itself "Version 0.0.0"; the installer's unpacked wheel names

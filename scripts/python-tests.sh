@@ -31,6 +31,6 @@ fi
 # `make test` passes the binary `cargo test --workspace` just built (building it again
 # alone would resolve other dependency features and recompile much of the tree).
 if [ -z "${FERROSERVE_BIN:-}" ]; then
-  cargo build -q -p ferroserve
+  cargo build -q --workspace
 fi
 exec .venv/bin/python -m pytest -q tests/python "$@"

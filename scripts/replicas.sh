@@ -58,7 +58,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 scripts/setup-onnxruntime.sh
-[ -x "$BIN" ] || cargo build --release -p ferroserve
+[ -x "$BIN" ] || cargo build --release --workspace
 rm -rf "$OUT"
 mkdir -p "$OUT"
 

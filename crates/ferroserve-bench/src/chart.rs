@@ -110,8 +110,14 @@ fn load_axis(report: &Report) -> &'static str {
 fn subtitle(report: &Report) -> String {
     match &report.engine {
         Some(engine) => format!(
-            "{}, in-process ({engine}), batch {}",
-            report.model, report.batch
+            "{}, in-process ({engine}{}), batch {}",
+            report.model,
+            report
+                .precision
+                .as_ref()
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default(),
+            report.batch
         ),
         None => format!(
             "{}, {} at {}, batch {}",

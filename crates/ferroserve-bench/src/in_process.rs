@@ -48,17 +48,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         timeout: args.timeout,
     };
     let mut levels = Vec::new();
-    let mut engine = String::new();
+    let (mut engine, mut precision) = (String::new(), String::new());
     for arrangement in arrangements(args) {
         let options = EngineOptions {
             intra_op_threads: arrangement.threads,
+            precision: args.precision,
             onnxruntime_library: args.onnxruntime_library.clone(),
+            openvino_library: args.openvino_library.clone(),
         };
         let model =
             LoadedModel::load(&description, version, args.engine, &options).with_context(|| {
                 format!("loading model '{}' version {}", args.model, version.version)
             })?;
         engine = model.engine.kind().name().to_string();
+        precision = model.engine.precision().to_string();
         let (inputs, outputs) = prepare(args, &model)?;
         levels.extend(measure(
             args,
@@ -78,6 +81,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         duration: args.duration,
         arrivals: None,
         engine: Some(engine),
+        precision: Some(precision),
         levels,
     })
 }

@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use ferroserve_core::Precision;
 use ferroserve_engine::EngineKind;
 
 use report::{Level, Load};
@@ -115,12 +116,21 @@ pub struct BenchArgs {
     /// In-process: intra-op threads of each instance.
     #[arg(long, requires = "in_process")]
     threads: Option<usize>,
-    /// In-process: inference engine, onnxruntime or tract. Default: the model's backend.
+    /// In-process: inference engine, onnxruntime, openvino or tract. Default: the
+    /// model's configuration (its backend, or ONNX Runtime's openvino accelerator).
     #[arg(long, env = "FERROSERVE_ENGINE")]
     engine: Option<EngineKind>,
+    /// In-process: precision, auto, f32, bf16, f16 or int8. Default: the model's
+    /// configuration, else auto.
+    #[arg(long, env = "FERROSERVE_PRECISION")]
+    precision: Option<Precision>,
     /// In-process: path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).
     #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIBRARY")]
     onnxruntime_library: Option<PathBuf>,
+    /// In-process: path of OpenVINO's libopenvino_c.so.2641 (also read from
+    /// OPENVINO_LIB_PATH).
+    #[arg(long, env = "FERROSERVE_OPENVINO_LIBRARY")]
+    openvino_library: Option<PathBuf>,
 }
 
 /// How requests reach the server.

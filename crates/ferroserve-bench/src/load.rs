@@ -129,6 +129,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         duration: args.duration,
         arrivals: (!args.rate.is_empty()).then_some(args.arrivals),
         engine: None,
+        precision: None,
         levels,
     })
 }

@@ -123,6 +123,8 @@ pub struct Report {
     pub arrivals: Option<Arrivals>,
     /// In-process: the engine's name.
     pub engine: Option<String>,
+    /// In-process: the precision the engine computed in (`f32`, `bf16`, ...).
+    pub precision: Option<String>,
     /// Every level measured, in order (in-process: arrangement by arrangement).
     pub levels: Vec<Level>,
 }
@@ -168,8 +170,13 @@ impl Report {
         match &self.engine {
             Some(engine) => writeln!(
                 out,
-                "{} in-process ({engine}), batch {}, {window}",
-                self.model, self.batch
+                "{} in-process ({engine}{}), batch {}, {window}",
+                self.model,
+                self.precision
+                    .as_ref()
+                    .map(|p| format!(", {p}"))
+                    .unwrap_or_default(),
+                self.batch
             )?,
             None => writeln!(
                 out,
@@ -265,6 +272,9 @@ impl Report {
         } else {
             report["loop"] = json!("closed");
         }
+        if let Some(precision) = &self.precision {
+            report["precision"] = json!(precision);
+        }
         if let Some(engine) = &self.engine {
             report["engine"] = json!(engine);
             let arrangements: Vec<Value> = self
@@ -333,6 +343,7 @@ mod tests {
             duration: Duration::from_secs(1),
             arrivals: None,
             engine: Some("onnxruntime".into()),
+            precision: Some("f32".into()),
             levels,
         }
     }

@@ -12,10 +12,11 @@ pub mod repository;
 pub mod tensor;
 pub mod wire;
 
-pub use config::{ConfigError, ModelConfig};
+pub use config::{ConfigError, ModelConfig, Precision};
 pub use labels::{Labels, LabelsError};
 pub use preprocess::{ColorOrder, ImagePreprocessing, Layout, PixelType};
 pub use repository::{
-    Links, ModelDescription, ModelEntry, ModelRepository, ModelVersion, RepositoryError,
+    ir_weights_file, Links, ModelDescription, ModelEntry, ModelRepository, ModelVersion,
+    RepositoryError,
 };
 pub use tensor::{DataType, Tensor, TensorBuf, TensorRef, TensorSpec};

@@ -43,10 +43,11 @@ pub struct ImagePreprocessing {
     pub pixel_type: PixelType,
     /// Images whose header declares more pixels than this are refused before decoding.
     pub max_pixels: u64,
-    /// Whether a JPEG at least twice as large as needed is decoded at reduced scale
+    /// Whether a JPEG at least four times as large as needed is decoded at reduced scale
     /// (1/2, 1/4 or 1/8, in the DCT domain, as Pillow's draft mode and libjpeg's
-    /// `scale_denom` do) so that its short side stays at least `resize_short_side`.
-    /// Much faster for large photos; the pixels differ slightly from a full decode.
+    /// `scale_denom` do) so that its short side stays at least twice
+    /// `resize_short_side`, which the resize then filters down. Much faster for large
+    /// photos; the pixels differ slightly from a full decode.
     pub jpeg_draft: bool,
 }
 

@@ -6,8 +6,12 @@
 //!     config.pbtxt          optional
 //!     labels.txt            any label files named by `label_filename`
 //!     1/model.onnx          one folder per version, a positive integer,
-//!     2/model.onnx          holding `default_model_filename` (model.onnx by default)
+//!     2/model.onnx          holding `default_model_filename` (model.onnx by default,
+//!                           model.xml for the openvino backend)
 //! ```
+//!
+//! An OpenVINO IR model file (`*.xml`) keeps its weights beside it, in the `*.bin` of
+//! the same name ([`ir_weights_file`]).
 //!
 //! Folders whose names are not positive integers (written without leading zeros) are
 //! not versions and are ignored, as are hidden folders at the top of the repository.
@@ -71,6 +75,10 @@ pub enum RepositoryError {
     #[error("model file {} is missing", path.display())]
     MissingModelFile { path: PathBuf },
 
+    /// An OpenVINO IR model file lacks the weights file beside it.
+    #[error("weights file {} of the OpenVINO IR {} is missing", weights.display(), model.display())]
+    MissingWeightsFile { model: PathBuf, weights: PathBuf },
+
     /// A file or folder resolves outside the repository (a `..` in a file name, or a
     /// symbolic link leading out).
     #[error("{} leads outside the model repository, which is not allowed (see --allow-links-outside-repository)", path.display())]
@@ -79,6 +87,11 @@ pub enum RepositoryError {
     /// A file name in the configuration leads outside the repository.
     #[error("{}: {field} leads outside the model repository, which is not allowed (see --allow-links-outside-repository)", file.display())]
     OutsideField { file: PathBuf, field: String },
+
+    /// A file sent with a load request names a path that is not inside the model's
+    /// folder.
+    #[error("file:{path}: a file of the model's folder must be a path inside it, such as 1/model.onnx, without '.' or '..'")]
+    BadUploadPath { path: String },
 
     /// A labels file named by an output could not be loaded.
     #[error("{}: {field}: {source}", file.display())]
@@ -147,7 +160,8 @@ pub struct ModelDescription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelVersion {
     pub version: u64,
-    /// The model file: `<model>/<version>/<default_model_filename>`.
+    /// The model file: `<model>/<version>/<default_model_filename>` (which an ensemble's
+    /// version folder does not have).
     pub model_file: PathBuf,
 }
 
@@ -244,7 +258,7 @@ impl ModelRepository {
             }
             let folder = self.root.join(&name);
             let (versions, error) = match version_folders(&folder) {
-                Ok(versions) => (versions, self.describe(&name, false).err()),
+                Ok(versions) => (versions, self.describe(&name, false, None).err()),
                 Err(e) => (Vec::new(), Some(e)),
             };
             entries.push(ModelEntry {
@@ -261,17 +275,43 @@ impl ModelRepository {
     /// Reads the model `name`: its configuration (whose warnings are logged), the versions
     /// to serve and its labels. The configuration's `name`, when given, must equal `name`.
     pub fn load(&self, name: &str) -> Result<ModelDescription, RepositoryError> {
-        self.describe(name, true)
+        self.describe(name, true, None)
+    }
+
+    /// Like [`load`](Self::load), with `config` in place of the folder's `config.pbtxt`
+    /// (a load request's override): the versions and files still come from the model's
+    /// folder, and the configuration's `name`, when given, must equal `name`.
+    pub fn load_with_config(
+        &self,
+        name: &str,
+        config: &ModelConfig,
+    ) -> Result<ModelDescription, RepositoryError> {
+        self.describe(name, true, Some(config))
     }
 
     fn describe(
         &self,
         name: &str,
         log_warnings: bool,
+        given: Option<&ModelConfig>,
     ) -> Result<ModelDescription, RepositoryError> {
         let folder = self.model_folder(name)?;
         let config_file = self.inside(folder.join(CONFIG_FILENAME))?;
-        let config = if config_file.exists() {
+        let config = if let Some(given) = given {
+            let mut config = given.clone();
+            let origin = config.source.clone().unwrap_or_default();
+            if config.name.is_empty() {
+                config.name = name.to_string();
+            } else if config.name != name {
+                return Err(ConfigError::Invalid {
+                    file: origin.display().to_string(),
+                    field: "name".into(),
+                    message: format!("'{}' differs from the model name '{name}'", config.name),
+                }
+                .into());
+            }
+            Some(config)
+        } else if config_file.exists() {
             let text =
                 std::fs::read_to_string(&config_file).map_err(|source| ConfigError::Read {
                     file: self.relative(&config_file),
@@ -306,10 +346,15 @@ impl ModelRepository {
             .as_ref()
             .and_then(|c| c.version_policy.clone())
             .unwrap_or_default();
+        // Errors about the configuration name where it came from.
+        let config_origin = match config.as_ref().and_then(|c| c.source.clone()) {
+            Some(source) if given.is_some() => source,
+            _ => self.relative(&config_file),
+        };
         if let VersionPolicy::Specific { versions } = &policy {
             if let Some(&version) = versions.iter().find(|v| !found.contains(v)) {
                 return Err(RepositoryError::MissingVersion {
-                    file: self.relative(&config_file),
+                    file: config_origin.clone(),
                     version,
                     folder: self.relative(&folder),
                 });
@@ -327,13 +372,23 @@ impl ModelRepository {
             ModelConfig::DEFAULT_MODEL_FILENAME,
             ModelConfig::model_filename,
         );
+        // An ensemble's version folders hold no model file: its steps are other models.
+        let ensemble = config.as_ref().is_some_and(ModelConfig::is_ensemble);
         let mut versions = Vec::with_capacity(selected.len());
         for version in selected {
             let model_file = self.inside(folder.join(version.to_string()).join(filename))?;
-            if !model_file.exists() {
+            if !ensemble && !model_file.exists() {
                 return Err(RepositoryError::MissingModelFile {
                     path: self.relative(&model_file),
                 });
+            }
+            if let Some(weights) = ir_weights_file(&model_file) {
+                if !self.inside(weights.clone())?.exists() {
+                    return Err(RepositoryError::MissingWeightsFile {
+                        model: self.relative(&model_file),
+                        weights: self.relative(&weights),
+                    });
+                }
             }
             versions.push(ModelVersion {
                 version,
@@ -351,12 +406,12 @@ impl ModelRepository {
             let file = self
                 .inside(folder.join(&output.label_filename))
                 .map_err(|_| RepositoryError::OutsideField {
-                    file: self.relative(&config_file),
+                    file: config_origin.clone(),
                     field: field.clone(),
                 })?;
             let loaded = Labels::load(&file, &self.relative(&file)).map_err(|source| {
                 RepositoryError::Labels {
-                    file: self.relative(&config_file),
+                    file: config_origin.clone(),
                     field,
                     source,
                 }
@@ -391,6 +446,15 @@ impl ModelRepository {
     }
 }
 
+/// The weights file of an OpenVINO IR model file: `model.bin` beside `model.xml`. `None`
+/// for any other model file (ONNX keeps its weights inside).
+pub fn ir_weights_file(model_file: &Path) -> Option<PathBuf> {
+    let is_ir = model_file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
+    is_ir.then(|| model_file.with_extension("bin"))
+}
+
 /// Names of the folders directly inside `dir` (following links), in no particular order.
 fn subfolders(dir: &Path) -> Result<Vec<String>, RepositoryError> {
     let io_error = |source| RepositoryError::Io {
@@ -420,4 +484,77 @@ fn version_folders(folder: &Path) -> Result<Vec<u64>, RepositoryError> {
         .collect();
     versions.sort_unstable();
     Ok(versions)
+}
+
+/// A model folder written from the files a load request sends (Triton's
+/// `file:<version>/<name>` load parameters), in a repository of its own under the
+/// system's temporary folder, so that nothing of it lands in the model repository. The
+/// folder is removed when this is dropped.
+#[derive(Debug)]
+pub struct UploadedModel {
+    repository: ModelRepository,
+}
+
+impl UploadedModel {
+    /// Writes `files` (paths relative to the model's folder, such as `1/model.onnx`, with
+    /// their contents) as the folder of model `name`. A path that is absolute, empty, or
+    /// holds `.` or `..` is an error, as is a name that is not a plain folder name: no
+    /// file can be written outside the new folder.
+    pub fn write(name: &str, files: &[(String, Vec<u8>)]) -> Result<Self, RepositoryError> {
+        static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let plain = |part: &str| {
+            !part.is_empty() && part != "." && part != ".." && !part.contains(['/', '\\', '\0'])
+        };
+        if !plain(name) {
+            return Err(RepositoryError::ModelNotFound {
+                name: name.to_string(),
+            });
+        }
+        for (path, _) in files {
+            if !path.split('/').all(plain) {
+                return Err(RepositoryError::BadUploadPath { path: path.clone() });
+            }
+        }
+        let upload = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root =
+            std::env::temp_dir().join(format!("ferroserve-upload-{}-{upload}", std::process::id()));
+        // Errors name the files as the request did, not where they were written.
+        let io_error = |path: &str, source| RepositoryError::Io {
+            path: PathBuf::from(path),
+            source,
+        };
+        std::fs::create_dir(&root).map_err(|e| io_error("the folder of uploaded files", e))?;
+        // From here on the folder is removed on every return, with `uploaded`.
+        let uploaded = UploadedModel {
+            repository: ModelRepository::open(&root)?,
+        };
+        let folder = root.join(name);
+        std::fs::create_dir(&folder).map_err(|e| io_error(name, e))?;
+        for (path, contents) in files {
+            let file = folder.join(path);
+            let write = || -> std::io::Result<()> {
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&file)?;
+                std::io::Write::write_all(&mut out, contents)
+            };
+            write().map_err(|e| io_error(&format!("file:{path}"), e))?;
+        }
+        Ok(uploaded)
+    }
+
+    /// The repository holding the one uploaded model.
+    pub fn repository(&self) -> &ModelRepository {
+        &self.repository
+    }
+}
+
+impl Drop for UploadedModel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.repository.root());
+    }
 }

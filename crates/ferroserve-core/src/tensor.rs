@@ -1,5 +1,10 @@
 //! Dense tensors: element types, shapes and 8-byte aligned storage that engines can read
 //! as typed slices without copying.
+//!
+//! A `BYTES` tensor keeps its elements in their binary form, as the wire has them
+//! ([`crate::wire`]): each a 4-byte little-endian length, then that many bytes, in
+//! row-major order. Its data is therefore as long as its elements make it, not a
+//! multiple of an element size.
 
 use std::fmt;
 
@@ -195,7 +200,7 @@ impl fmt::Debug for TensorBuf {
     }
 }
 
-/// An owned dense tensor of a fixed-size element type.
+/// An owned tensor: fixed-size elements, or `BYTES` elements in their binary form.
 #[derive(Debug, Clone)]
 pub struct Tensor {
     pub dtype: DataType,
@@ -225,6 +230,38 @@ impl Tensor {
         self.data.resize(size * shape.iter().product::<usize>());
     }
 
+    /// Sets dtype `BYTES` and `shape`, and sizes the buffer to `bytes` bytes for the
+    /// elements in their binary form, which the caller then writes.
+    pub fn reshape_bytes(&mut self, shape: &[usize], bytes: usize) {
+        self.dtype = DataType::Bytes;
+        self.shape.clear();
+        self.shape.extend_from_slice(shape);
+        self.data.resize(bytes);
+    }
+
+    /// Sets dtype `BYTES` and `shape`, with `elements` (one per element of `shape`) as
+    /// the contents, in their binary form. An element longer than `u32::MAX` bytes is an
+    /// error.
+    pub fn set_strings<T: AsRef<[u8]>>(
+        &mut self,
+        shape: &[usize],
+        elements: &[T],
+    ) -> Result<(), crate::wire::WireError> {
+        let len = crate::wire::bytes_len(elements);
+        self.reshape_bytes(shape, len);
+        let mut offset = 0;
+        let out = self.data.as_bytes_mut();
+        for element in elements {
+            let element = element.as_ref();
+            let length = u32::try_from(element.len())
+                .map_err(|_| crate::wire::WireError::ElementTooLong(element.len()))?;
+            out[offset..offset + 4].copy_from_slice(&length.to_le_bytes());
+            out[offset + 4..offset + 4 + element.len()].copy_from_slice(element);
+            offset += 4 + element.len();
+        }
+        Ok(())
+    }
+
     /// A tensor of `f32` values.
     pub fn from_f32(shape: &[usize], values: &[f32]) -> Self {
         assert_eq!(shape.iter().product::<usize>(), values.len());
@@ -249,8 +286,8 @@ impl Tensor {
     }
 }
 
-/// A borrowed dense tensor: element type, shape and raw little-endian bytes. The bytes
-/// need not be aligned; engines copy them when they must.
+/// A borrowed tensor: element type, shape and raw little-endian bytes (`BYTES` elements
+/// in their binary form). The bytes need not be aligned; engines copy them when they must.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRef<'a> {
     pub dtype: DataType,
@@ -292,6 +329,16 @@ mod tests {
         t.reshape(DataType::Uint8, &[10]);
         assert_eq!(t.data.len(), 10);
         assert_eq!(t.data.capacity(), cap);
+    }
+
+    #[test]
+    fn bytes_tensors_hold_their_elements_in_binary_form() {
+        let mut t = Tensor::with_capacity(DataType::Fp32, 0);
+        t.set_strings(&[1, 2], &["ab", ""]).unwrap();
+        assert_eq!(t.dtype, DataType::Bytes);
+        assert_eq!(t.shape, [1, 2]);
+        assert_eq!(t.data.as_bytes(), b"\x02\0\0\0ab\0\0\0\0");
+        assert!(crate::wire::check_bytes(&t.shape, t.data.as_bytes()).is_ok());
     }
 
     #[test]

@@ -518,34 +518,101 @@ impl Serialize for JsonElements<'_> {
     }
 }
 
-/// Splits `BYTES` elements in their binary form (each a 4-byte little-endian length, then
-/// that many bytes) into slices of `data`, without copying.
-pub fn split_bytes(data: &Bytes) -> Result<Vec<Bytes>, WireError> {
-    let mut elements = Vec::new();
-    let mut offset = 0;
-    while offset < data.len() {
-        let index = elements.len();
+/// The `BYTES` elements of `data` in their binary form (each a 4-byte little-endian
+/// length, then that many bytes), as slices of `data`, in order; a framing error ends
+/// the iteration.
+pub fn bytes_elements(data: &[u8]) -> BytesElements<'_> {
+    BytesElements {
+        data,
+        offset: 0,
+        index: 0,
+    }
+}
+
+/// The iterator of [`bytes_elements`].
+#[derive(Debug, Clone)]
+pub struct BytesElements<'a> {
+    data: &'a [u8],
+    offset: usize,
+    index: usize,
+}
+
+impl BytesElements<'_> {
+    /// Where the next element's length prefix starts: after the elements read so far.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl<'a> Iterator for BytesElements<'a> {
+    type Item = Result<&'a [u8], WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (data, offset, index) = (self.data, self.offset, self.index);
+        if offset >= data.len() {
+            return None;
+        }
         let Some(prefix) = data.get(offset..offset + 4) else {
-            return Err(WireError::TruncatedLength {
+            self.offset = data.len();
+            return Some(Err(WireError::TruncatedLength {
                 index,
                 offset,
                 remaining: data.len() - offset,
-            });
+            }));
         };
         let length = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         let start = offset + 4;
         let remaining = data.len() - start;
         if length > remaining {
-            return Err(WireError::TruncatedElement {
+            self.offset = data.len();
+            return Some(Err(WireError::TruncatedElement {
                 index,
                 length,
                 remaining,
-            });
+            }));
         }
-        elements.push(data.slice(start..start + length));
-        offset = start + length;
+        self.offset = start + length;
+        self.index += 1;
+        Some(Ok(&data[start..start + length]))
     }
-    Ok(elements)
+}
+
+/// Splits `BYTES` elements in their binary form (each a 4-byte little-endian length, then
+/// that many bytes) into slices of `data`, without copying.
+pub fn split_bytes(data: &Bytes) -> Result<Vec<Bytes>, WireError> {
+    bytes_elements(data)
+        .map(|element| element.map(|e| data.slice_ref(e)))
+        .collect()
+}
+
+/// Checks that `data` holds exactly the `BYTES` elements of a tensor of `shape`, in their
+/// binary form.
+pub fn check_bytes(shape: &[usize], data: &[u8]) -> Result<(), WireError> {
+    let expected = shape.iter().product::<usize>();
+    let mut got = 0;
+    for element in bytes_elements(data) {
+        element?;
+        got += 1;
+    }
+    if got == expected {
+        Ok(())
+    } else {
+        Err(WireError::ElementCount {
+            shape: shape.to_vec(),
+            expected,
+            got,
+        })
+    }
+}
+
+/// The bytes the first `count` `BYTES` elements of `data` (binary form) take; `None`
+/// when `data` holds fewer or is not well framed.
+pub fn bytes_prefix_len(data: &[u8], count: usize) -> Option<usize> {
+    let mut elements = bytes_elements(data);
+    for _ in 0..count {
+        elements.next()?.ok()?;
+    }
+    Some(elements.offset())
 }
 
 /// Bytes [`write_bytes`] writes for `elements`.
@@ -697,6 +764,30 @@ mod tests {
             split_bytes(&Bytes::from_static(&[1, 0])),
             Err(WireError::TruncatedLength { .. })
         ));
+    }
+
+    #[test]
+    fn bytes_elements_are_counted_and_measured() {
+        let encoded = encode_bytes(&["ab", "", "xyz"]).unwrap();
+        assert!(check_bytes(&[3], &encoded).is_ok());
+        assert!(check_bytes(&[1, 3], &encoded).is_ok());
+        assert!(matches!(
+            check_bytes(&[2], &encoded),
+            Err(WireError::ElementCount {
+                expected: 2,
+                got: 3,
+                ..
+            })
+        ));
+        assert!(check_bytes(&[3], &encoded[..encoded.len() - 1]).is_err());
+        assert!(check_bytes(&[0], &[]).is_ok());
+        assert_eq!(bytes_prefix_len(&encoded, 0), Some(0));
+        assert_eq!(bytes_prefix_len(&encoded, 1), Some(6));
+        assert_eq!(bytes_prefix_len(&encoded, 2), Some(10));
+        assert_eq!(bytes_prefix_len(&encoded, 3), Some(encoded.len()));
+        assert_eq!(bytes_prefix_len(&encoded, 4), None);
+        let slices: Vec<&[u8]> = bytes_elements(&encoded).map(Result::unwrap).collect();
+        assert_eq!(slices, [b"ab".as_slice(), b"", b"xyz"]);
     }
 
     #[test]

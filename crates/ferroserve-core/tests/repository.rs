@@ -85,13 +85,8 @@ fn loads_a_triton_model_with_config_labels_and_versions() {
 
     let config = model.config.expect("has a config");
     assert_eq!(config.max_batch_size(), 8);
-    assert_eq!(
-        config.warnings,
-        vec![
-            "optimization.execution_accelerators.cpu_execution_accelerator.name: \
-             not used by ferroserve, ignored"
-        ]
-    );
+    assert!(config.openvino_accelerator, "runs on OpenVINO");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 
     assert_eq!(model.labels.len(), 1, "only outputs with label_filename");
     let labels = &model.labels["logits"];
@@ -163,6 +158,31 @@ fn default_model_filename_names_the_file_in_each_version() {
     );
 }
 
+#[test]
+fn the_openvino_backend_reads_model_xml_with_its_weights_beside_it() {
+    let scratch = Scratch::new();
+    scratch.write("ir/config.pbtxt", "backend: \"openvino\"");
+    scratch.write("ir/1/model.xml", "<net/>");
+    scratch.write("ir/1/model.bin", "weights");
+    let model = scratch.open().load("ir").expect("loads");
+    assert_eq!(
+        model.versions[0].model_file,
+        scratch.path().join("ir/1/model.xml")
+    );
+
+    // The OpenVINO backend reads ONNX too, when the configuration names it.
+    scratch.write(
+        "onnx/config.pbtxt",
+        "backend: \"openvino\"\ndefault_model_filename: \"model.onnx\"",
+    );
+    scratch.write("onnx/1/model.onnx", "onnx");
+    let model = scratch.open().load("onnx").expect("loads");
+    assert_eq!(
+        model.versions[0].model_file,
+        scratch.path().join("onnx/1/model.onnx")
+    );
+}
+
 fn load_error(scratch: &Scratch, name: &str) -> String {
     match scratch.open().load(name) {
         Ok(model) => panic!("{name} should not load: {model:?}"),
@@ -210,6 +230,18 @@ fn load_errors_name_the_file_relative_to_the_repository() {
         format!(
             "model file {} is missing",
             Path::new("nofile/2/model.onnx").display()
+        )
+    );
+
+    scratch.write("noweights/config.pbtxt", "backend: \"openvino\"");
+    scratch.write("noweights/1/model.xml", "<net/>");
+    let message = load_error(&scratch, "noweights");
+    assert_eq!(
+        message,
+        format!(
+            "weights file {} of the OpenVINO IR {} is missing",
+            Path::new("noweights/1/model.bin").display(),
+            Path::new("noweights/1/model.xml").display()
         )
     );
 
@@ -403,6 +435,11 @@ fn the_repository_is_a_jail() {
         scratch.path().join("linked-folder"),
     )
     .expect("link");
+    // The weights of an OpenVINO IR linked to an outside file.
+    scratch.write("linked-weights/config.pbtxt", "backend: \"openvino\"");
+    scratch.write("linked-weights/1/model.xml", "<net/>");
+    std::os::unix::fs::symlink(&secret, scratch.path().join("linked-weights/1/model.bin"))
+        .expect("link");
 
     let repository = scratch.open();
     for name in [
@@ -411,6 +448,7 @@ fn the_repository_is_a_jail() {
         "linked-labels",
         "linked-file",
         "linked-folder",
+        "linked-weights",
     ] {
         let error = repository.load(name).expect_err(name);
         assert!(

@@ -1,11 +1,11 @@
-//! Engine time per image: efficientnet-lite0 at batch 1 and batch 8 on ONNX Runtime
-//! (1 and 2 intra-op threads) and tract. Guards against regressions in the engine
+//! Engine time per image: efficientnet-lite0 at batch 1 and batch 8 on ONNX Runtime and
+//! OpenVINO (1 and 2 intra-op threads, f32) and tract. Guards against regressions in the engine
 //! wrappers (input views, output copies) and shows the engines' relative speed.
 
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ferroserve_core::{DataType, Tensor, TensorRef};
+use ferroserve_core::{DataType, Precision, Tensor, TensorRef};
 use ferroserve_engine::{EngineKind, EngineOptions};
 
 fn inference(c: &mut Criterion) {
@@ -18,12 +18,15 @@ fn inference(c: &mut Criterion) {
     let engines = [
         ("onnxruntime-1-thread", EngineKind::OnnxRuntime, 1),
         ("onnxruntime-2-threads", EngineKind::OnnxRuntime, 2),
+        ("openvino-1-thread", EngineKind::OpenVino, 1),
+        ("openvino-2-threads", EngineKind::OpenVino, 2),
         ("tract", EngineKind::Tract, 1),
     ];
     for (name, kind, threads) in engines {
         let options = EngineOptions {
             intra_op_threads: threads,
-            onnxruntime_library: None,
+            precision: Some(Precision::F32),
+            ..EngineOptions::default()
         };
         let engine = ferroserve_engine::load(kind, &model, &options).expect("model loads");
         let mut runner = engine.runner().expect("runner");

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use ferroserve_core::{DataType, Tensor, TensorBuf, TensorRef, TensorSpec};
+use ferroserve_core::{wire, DataType, Precision, Tensor, TensorBuf, TensorRef, TensorSpec};
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
@@ -84,6 +84,7 @@ pub struct OnnxRuntimeEngine {
     environment: Environment,
     model: Arc<[u8]>,
     path: PathBuf,
+    precision: Precision,
     threads: usize,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
@@ -92,9 +93,13 @@ pub struct OnnxRuntimeEngine {
 }
 
 impl OnnxRuntimeEngine {
+    /// Loads the model in f32, or int8 for a quantized model file (precision `int8`);
+    /// other precisions are refused.
     pub fn load(path: &Path, options: &EngineOptions) -> Result<Self, EngineError> {
         let environment = environment(options.onnxruntime_library.as_deref())?;
         let model: Arc<[u8]> = std::fs::read(path).map_err(|e| load_error(path, e))?.into();
+        let requested = options.precision.unwrap_or_default();
+        let precision = crate::as_stored(EngineKind::OnnxRuntime, requested, path)?;
         let threads = options.intra_op_threads.max(1);
         let session =
             build_session(&environment, &model, threads).map_err(|e| load_error(path, e))?;
@@ -114,6 +119,7 @@ impl OnnxRuntimeEngine {
             environment,
             model,
             path: path.to_path_buf(),
+            precision,
             threads,
             inputs,
             outputs,
@@ -183,6 +189,10 @@ fn data_type(ty: TensorElementType) -> Option<DataType> {
 impl Engine for OnnxRuntimeEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::OnnxRuntime
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn inputs(&self) -> &[TensorSpec] {
@@ -293,13 +303,41 @@ fn input_value<'a>(
             ort::value::Tensor::from_array((input.shape.to_vec(), values))
                 .map(|tensor| SessionInputValue::from(tensor.into_dyn()))
         }
-        other => return Err(unsupported(other)),
+        DataType::Bytes => {
+            let strings = strings(input.data)?;
+            ort::value::Tensor::from_string_array((input.shape.to_vec(), strings.as_slice()))
+                .map(|tensor| SessionInputValue::from(tensor.into_dyn()))
+        }
     };
     value.map_err(|e| EngineError::InvalidInput(e.to_string()))
 }
 
-fn unsupported(dtype: DataType) -> EngineError {
-    EngineError::InvalidInput(format!("{dtype} tensors are not supported by this engine"))
+/// One element of a string tensor, as bytes: ONNX Runtime's strings are byte strings, not
+/// necessarily UTF-8.
+#[derive(Clone)]
+struct ByteString(Vec<u8>);
+
+impl ort::value::Utf8Data for ByteString {
+    fn as_utf8_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The elements of `BYTES` data (binary form, checked by `check_inputs`) for a string
+/// tensor. ONNX Runtime takes them as C strings, so none may hold a NUL byte.
+fn strings(data: &[u8]) -> Result<Vec<ByteString>, EngineError> {
+    wire::bytes_elements(data)
+        .enumerate()
+        .map(|(index, element)| {
+            let element = element.map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+            if element.contains(&0) {
+                return Err(EngineError::InvalidInput(format!(
+                    "BYTES element {index} holds a NUL byte, which ONNX Runtime strings cannot hold"
+                )));
+            }
+            Ok(ByteString(element.to_vec()))
+        })
+        .collect()
 }
 
 fn copy_output(value: &DynValue, out: &mut Tensor) -> Result<(), EngineError> {
@@ -339,7 +377,18 @@ fn copy_output(value: &DynValue, out: &mut Tensor) -> Result<(), EngineError> {
                 *byte = u8::from(value);
             }
         }
-        Some(other) => return Err(unsupported(other)),
+        Some(DataType::Bytes) => {
+            let (shape, strings) = value.try_extract_strings().map_err(|e| {
+                EngineError::Run(format!("a string output is not valid UTF-8: {e}"))
+            })?;
+            let dims = shape
+                .iter()
+                .map(|&d| usize::try_from(d))
+                .collect::<Result<Vec<usize>, _>>()
+                .map_err(|_| EngineError::Run(format!("unsupported output shape {shape:?}")))?;
+            out.set_strings(&dims, &strings)
+                .map_err(|e| EngineError::Run(e.to_string()))?;
+        }
         None => return Err(EngineError::Run(format!("unsupported output type {ty:?}"))),
     }
     Ok(())

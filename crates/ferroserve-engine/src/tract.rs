@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use ferroserve_core::{DataType, Tensor, TensorRef, TensorSpec};
+use ferroserve_core::{DataType, Precision, Tensor, TensorRef, TensorSpec};
 use tract_onnx::prelude::{
     tvec, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable,
     TValue, TractError, TypedFact, TypedRunnableModel, TypedSimpleState,
@@ -18,6 +18,7 @@ use crate::{check_inputs, Engine, EngineError, EngineKind, EngineOptions, Runner
 /// A model loaded by tract.
 pub struct TractEngine {
     shared: Arc<Plans>,
+    precision: Precision,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
 }
@@ -70,23 +71,34 @@ impl Plans {
 impl TractEngine {
     /// Loads the model and optimises it for batch size 1. tract runs each inference on
     /// the calling thread; `intra_op_threads` is not used. Only the first dimension of
-    /// an input may be dynamic (the batch).
-    pub fn load(path: &Path, _options: &EngineOptions) -> Result<Self, EngineError> {
+    /// an input may be dynamic (the batch). The precision is f32, or int8 for a
+    /// quantized model file; other precisions are refused.
+    pub fn load(path: &Path, options: &EngineOptions) -> Result<Self, EngineError> {
         let error = |e: TractError| EngineError::Load {
             path: path.to_path_buf(),
             reason: format!("{e:#}"),
         };
         let model = tract_onnx::onnx().model_for_path(path).map_err(error)?;
+        let requested = options.precision.unwrap_or_default();
+        let precision = crate::as_stored(EngineKind::Tract, requested, path)?;
         let typed = model.clone().into_typed().map_err(error)?;
         let describe = |name: &str, fact: &TypedFact| -> Result<TensorSpec, EngineError> {
             Ok(TensorSpec {
                 name: name.to_string(),
                 dtype: data_type(fact.datum_type).ok_or_else(|| EngineError::Load {
                     path: path.to_path_buf(),
-                    reason: format!(
-                        "'{name}' has unsupported element type {:?}",
-                        fact.datum_type
-                    ),
+                    reason: if fact.datum_type == DatumType::String {
+                        format!(
+                            "'{name}' is a string tensor (TYPE_STRING), which the tract engine \
+                             does not run: serve this model with ONNX Runtime \
+                             (backend: \"onnxruntime\")"
+                        )
+                    } else {
+                        format!(
+                            "'{name}' has unsupported element type {:?}",
+                            fact.datum_type
+                        )
+                    },
                 })?,
                 shape: fact
                     .shape
@@ -137,6 +149,7 @@ impl TractEngine {
         shared.plan(batch_key(&inputs, 1)).map_err(error)?;
         Ok(TractEngine {
             shared,
+            precision,
             inputs,
             outputs,
         })
@@ -191,6 +204,10 @@ fn datum_type(dtype: DataType) -> Option<DatumType> {
 impl Engine for TractEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::Tract
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn inputs(&self) -> &[TensorSpec] {

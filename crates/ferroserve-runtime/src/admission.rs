@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use ferroserve_core::{DataType, ModelConfig};
+use ferroserve_core::config::ShapeMap;
+use ferroserve_core::{wire, DataType, ModelConfig};
 use ferroserve_engine::model::LoadedModel;
 use smallvec::SmallVec;
 
@@ -28,6 +29,9 @@ pub struct Signature {
     max_batch: usize,
     /// Served output name → engine output position.
     outputs: HashMap<String, usize>,
+    /// For each engine output, how its shape becomes the served one, when the
+    /// configuration reshapes it.
+    output_reshapes: Vec<Option<ShapeMap>>,
     /// What a request that names no output gets, in the configuration's order.
     default_outputs: Vec<usize>,
     /// Where one encoded image goes for `/classify`: the engine input it is preprocessed
@@ -40,11 +44,13 @@ pub struct Signature {
 #[derive(Debug, Clone)]
 enum InputSlot {
     /// A tensor for the engine input at `position`, of `dtype` and `dims` (without the
-    /// batch dimension when the model batches; `-1` is any size).
+    /// batch dimension when the model batches; `-1` is any size), reshaped for the model
+    /// when the configuration says so.
     Tensor {
         position: usize,
         dtype: DataType,
         dims: Vec<i64>,
+        reshape: Option<ShapeMap>,
     },
     /// Encoded images, one per batch row, preprocessed into the engine input at
     /// `position`.
@@ -79,30 +85,78 @@ impl Signature {
     /// The signature of `model`: its configuration's inputs (the encoded-image input in
     /// place of the image input it feeds) and outputs, matched to the engine's.
     pub fn of(model: &LoadedModel) -> Self {
-        let config: &ModelConfig = &model.config;
-        let engine_position =
-            |name: &str| model.engine.inputs().iter().position(|s| s.name == name);
+        let inputs: Vec<&str> = model
+            .engine
+            .inputs()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let outputs: Vec<&str> = model
+            .engine
+            .outputs()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let images = match (&model.encoded_image_input, model.image_input) {
+            (Some(name), Some(position)) => Some((name.as_str(), position)),
+            _ => None,
+        };
+        let mut signature = Signature::build(&model.name, &model.config, &inputs, &outputs, images);
+        signature.image = model
+            .image_input
+            .filter(|_| model.preprocessing.is_some())
+            .map(|position| {
+                (
+                    position,
+                    model.encoded_image_input.clone().unwrap_or_default(),
+                )
+            });
+        signature
+    }
+
+    /// The signature of the ensemble `name`: its configuration's inputs and outputs, in
+    /// the configuration's order (the positions [`Admitted`] uses).
+    pub fn of_ensemble(name: &str, config: &ModelConfig) -> Self {
+        let inputs: Vec<&str> = config.input.iter().map(|i| i.name.as_str()).collect();
+        let outputs: Vec<&str> = config.output.iter().map(|o| o.name.as_str()).collect();
+        Signature::build(name, config, &inputs, &outputs, None)
+    }
+
+    /// The signature of `config` over a model taking `engine_inputs` and giving
+    /// `engine_outputs` (names, in the engine's order); `images` is the encoded-image
+    /// input and the engine input it is preprocessed into.
+    fn build(
+        model: &str,
+        config: &ModelConfig,
+        engine_inputs: &[&str],
+        engine_outputs: &[&str],
+        images: Option<(&str, usize)>,
+    ) -> Self {
+        let engine_position = |name: &str| engine_inputs.iter().position(|&s| s == name);
         let mut inputs = HashMap::new();
-        let mut engine_inputs = vec![String::new(); model.engine.inputs().len()];
+        let mut filled_by = vec![String::new(); engine_inputs.len()];
         for input in &config.input {
-            let slot = if Some(&input.name) == model.encoded_image_input.as_ref() {
-                model
-                    .image_input
-                    .map(|position| InputSlot::Images { position })
-            } else {
-                engine_position(&input.name).map(|position| InputSlot::Tensor {
+            let slot = match images {
+                Some((encoded, position)) if encoded == input.name => {
+                    Some(InputSlot::Images { position })
+                }
+                _ => engine_position(&input.name).map(|position| InputSlot::Tensor {
                     position,
                     dtype: input.data_type,
                     dims: input.dims.clone(),
-                })
+                    reshape: input
+                        .reshape
+                        .as_ref()
+                        .and_then(|r| ShapeMap::new(&input.dims, &r.shape).ok()),
+                }),
             };
             if let Some(slot) = slot {
                 let (InputSlot::Tensor { position, .. } | InputSlot::Images { position }) = slot;
-                engine_inputs[position] = input.name.clone();
+                filled_by[position] = input.name.clone();
                 inputs.insert(input.name.clone(), slot);
             }
         }
-        let engine_output = |name: &str| model.engine.outputs().iter().position(|s| s.name == name);
+        let engine_output = |name: &str| engine_outputs.iter().position(|&s| s == name);
         let outputs: HashMap<String, usize> = config
             .output
             .iter()
@@ -113,18 +167,16 @@ impl Signature {
             .iter()
             .filter_map(|o| outputs.get(&o.name).copied())
             .collect();
-        let image = model
-            .image_input
-            .filter(|_| model.preprocessing.is_some())
-            .map(|position| {
-                (
-                    position,
-                    model.encoded_image_input.clone().unwrap_or_default(),
-                )
-            });
+        let output_reshapes = engine_outputs
+            .iter()
+            .map(|&name| {
+                let output = config.output.iter().find(|o| o.name == name)?;
+                ShapeMap::new(&output.dims, &output.reshape.as_ref()?.shape).ok()
+            })
+            .collect();
         Signature {
-            image,
-            model: model.name.clone(),
+            image: None,
+            model: model.to_string(),
             inputs,
             input_names: config
                 .input
@@ -132,11 +184,38 @@ impl Signature {
                 .map(|i| i.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            engine_inputs,
-            max_batch: model.max_batch_size(),
+            engine_inputs: filled_by,
+            max_batch: config.max_batch_size() as usize,
             outputs,
+            output_reshapes,
             default_outputs,
         }
+    }
+
+    /// The shape a response carries for engine output `position` of `shape`: the
+    /// engine's own, or its reshape back to the configuration's dims (the batch dimension
+    /// first kept as it is when the model batches).
+    pub fn served_output_shape(
+        &self,
+        position: usize,
+        shape: Vec<usize>,
+    ) -> Result<Vec<usize>, ServeError> {
+        let Some(Some(map)) = self.output_reshapes.get(position) else {
+            return Ok(shape);
+        };
+        let batched = self.max_batch > 0;
+        let (batch, dims) = match shape.split_first() {
+            Some((&rows, dims)) if batched => (Some(rows), dims),
+            _ => (None, &shape[..]),
+        };
+        let served = map.to_dims(dims).filter(|_| !batched || batch.is_some());
+        let Some(served) = served else {
+            return Err(ServeError::UnusableOutput(format!(
+                "model '{}' gave an output of shape {shape:?}, which does not fit its reshape {:?}",
+                self.model, map.model
+            )));
+        };
+        Ok(batch.into_iter().chain(served).collect())
     }
 
     /// Checks a request's inputs and requested outputs and lays the inputs out in
@@ -165,8 +244,9 @@ impl Signature {
                     position,
                     dtype,
                     dims,
+                    reshape,
                 } => {
-                    let tensor = self.tensor(input, *dtype, dims)?;
+                    let tensor = self.tensor(input, *dtype, dims, reshape.as_ref())?;
                     let batch = (self.max_batch > 0).then(|| tensor.shape[0]);
                     (*position, AdmittedInput::Tensor(tensor), batch)
                 }
@@ -222,17 +302,15 @@ impl Signature {
         })
     }
 
-    /// A tensor input checked against its declaration.
+    /// A tensor input checked against its declaration, in the shape the model takes.
     fn tensor(
         &self,
         input: &InferInput,
         dtype: DataType,
         dims: &[i64],
+        reshape: Option<&ShapeMap>,
     ) -> Result<JobTensor, ServeError> {
         let name = input.name();
-        let InputData::Raw(data) = input.data() else {
-            return Err(invalid(format!("input '{name}' is {dtype}, not BYTES")));
-        };
         if input.dtype() != dtype {
             return Err(invalid(format!(
                 "inference input '{name}' data-type is '{}', but model '{}' expects '{dtype}': input '{name}' must be {dtype}",
@@ -261,26 +339,45 @@ impl Signature {
                 self.model
             )));
         }
-        if dtype == DataType::Bool && data.iter().any(|&b| b > 1) {
-            return Err(invalid(format!(
-                "input '{name}': BOOL values must be 0 or 1"
-            )));
-        }
-        Ok(JobTensor {
-            dtype,
-            shape: shape.to_vec(),
-            data: data.clone(),
-        })
+        let data = match input.data() {
+            InputData::Raw(data) => {
+                if dtype == DataType::Bool && data.iter().any(|&b| b > 1) {
+                    return Err(invalid(format!(
+                        "input '{name}': BOOL values must be 0 or 1"
+                    )));
+                }
+                data.clone()
+            }
+            InputData::Encoded(data) => data.clone(),
+            InputData::Strings(strings) => wire::encode_bytes(strings)
+                .map_err(|e| ServeError::tensor(crate::infer::Place::Input(name), e))?,
+        };
+        let shape = match reshape {
+            None => shape.to_vec(),
+            Some(map) => {
+                let model_dims = map
+                    .to_model(given)
+                    .expect("a shape that fits the dims fits their reshape");
+                let batch = batched.then(|| shape[0]);
+                batch.into_iter().chain(model_dims).collect()
+            }
+        };
+        Ok(JobTensor { dtype, shape, data })
     }
 
     /// The encoded images of an image input: one per batch row, shape `[n]` (or
     /// `[n, 1]` when the model batches).
     fn images(&self, input: &InferInput) -> Result<Vec<Bytes>, ServeError> {
         let name = input.name();
-        let InputData::Strings(images) = input.data() else {
-            return Err(invalid(format!(
-                "input '{name}' must be BYTES (encoded images)"
-            )));
+        let images = match input.data() {
+            InputData::Strings(images) => images.clone(),
+            InputData::Encoded(data) => wire::split_bytes(data)
+                .map_err(|e| ServeError::tensor(crate::infer::Place::Input(name), e))?,
+            InputData::Raw(_) => {
+                return Err(invalid(format!(
+                    "input '{name}' must be BYTES (encoded images)"
+                )))
+            }
         };
         let batched = self.max_batch > 0;
         let shape_ok = match input.shape() {
@@ -295,7 +392,7 @@ impl Signature {
                 images.len()
             )));
         }
-        Ok(images.clone())
+        Ok(images)
     }
 
     /// The requested outputs as (engine position, classification); every served output

@@ -21,6 +21,9 @@ pub enum ServeError {
     VersionNotFound { model: String, version: u64 },
     #[error("model '{0}' is not ready")]
     ModelNotReady(String),
+    /// An ensemble whose step cannot run now (its model unloaded, say).
+    #[error("model '{ensemble}' is not ready: {reason}")]
+    StepUnavailable { ensemble: String, reason: String },
     /// The request does not fit the model or the protocol; the message says how.
     #[error("{0}")]
     InvalidRequest(String),
@@ -77,7 +80,7 @@ impl ServeError {
     pub fn kind(&self) -> &'static str {
         match self {
             ServeError::ModelNotFound(_) | ServeError::VersionNotFound { .. } => "not_found",
-            ServeError::ModelNotReady(_) => "not_ready",
+            ServeError::ModelNotReady(_) | ServeError::StepUnavailable { .. } => "not_ready",
             ServeError::InvalidRequest(_)
             | ServeError::InvalidTensor { .. }
             | ServeError::InvalidImage { .. }
@@ -135,4 +138,14 @@ pub enum LoadError {
     },
     #[error("'{0}' is not a model name")]
     BadName(String),
+    /// A step of an ensemble cannot be loaded or found.
+    #[error("ensemble_scheduling.step[{index}] (model '{model}'): {reason}")]
+    Step {
+        index: usize,
+        model: String,
+        reason: String,
+    },
+    /// The ensemble's steps do not fit their models.
+    #[error(transparent)]
+    Config(#[from] ferroserve_core::ConfigError),
 }

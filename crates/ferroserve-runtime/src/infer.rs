@@ -157,6 +157,9 @@ pub enum InputData {
     Raw(Bytes),
     /// `BYTES` elements, one per tensor element.
     Strings(Vec<Bytes>),
+    /// `BYTES` elements in their binary form (each a 4-byte little-endian length, then
+    /// its bytes), one per tensor element: a tensor passed on as an engine produced it.
+    Encoded(Bytes),
 }
 
 impl InferInput {
@@ -202,6 +205,40 @@ impl InferInput {
             shape,
             data: InputData::Strings(elements),
         })
+    }
+
+    /// A `BYTES` tensor whose elements are given in their binary form, one per entry of
+    /// `shape` (as an earlier step of an ensemble produced them).
+    pub fn encoded_strings(
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        data: Bytes,
+    ) -> Result<Self, ServeError> {
+        let name = name.into();
+        if let Err(e) = wire::check_bytes(&shape, &data) {
+            return Err(ServeError::tensor(Place::Input(&name), e));
+        }
+        Ok(InferInput {
+            name,
+            dtype: DataType::Bytes,
+            shape,
+            data: InputData::Encoded(data),
+        })
+    }
+
+    /// The input a model output makes, as it came from the model: `BYTES` in their binary
+    /// form, any other datatype little-endian. The data is shared, not copied.
+    pub fn from_output(
+        name: impl Into<String>,
+        dtype: DataType,
+        shape: Vec<usize>,
+        data: Bytes,
+    ) -> Result<Self, ServeError> {
+        if dtype == DataType::Bytes {
+            InferInput::encoded_strings(name, shape, data)
+        } else {
+            InferInput::tensor(name, dtype, shape, data)
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -281,7 +318,9 @@ pub struct InferOutput {
 /// The elements of an output tensor.
 #[derive(Debug, Clone)]
 pub enum OutputData {
-    /// Fixed-size elements, little-endian, row-major.
+    /// Fixed-size elements, little-endian, row-major; for a `BYTES` tensor of the model,
+    /// its elements in their binary form (each a 4-byte little-endian length, then its
+    /// bytes), as the wire carries them.
     Raw(Bytes),
     /// `BYTES` elements (classification results).
     Strings(Vec<String>),

@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod arrangement;
 pub mod cache;
+pub mod ensemble;
 pub mod error;
 pub mod infer;
 pub mod metrics;
@@ -26,5 +27,7 @@ pub mod tune;
 
 pub use arrangement::Arrangement;
 pub use error::{LoadError, ServeError};
-pub use registry::{LoadOptions, Naive};
-pub use runtime::{ModelControlMode, Runtime, RuntimeOptions, EXTENSIONS, SERVER_NAME};
+pub use registry::{LoadOptions, LoadOverride, Naive, Served};
+pub use runtime::{
+    LoadParameters, ModelControlMode, Runtime, RuntimeOptions, EXTENSIONS, SERVER_NAME,
+};

@@ -1,20 +1,30 @@
 //! The models being served: loading a model's versions from the repository, warming
 //! them up and swapping them in atomically, unloading them, and noticing changes on
 //! disk. A version that is replaced keeps serving the requests it already accepted.
+//!
+//! An ensemble is loaded after its step models: loading it loads the steps that are not
+//! loaded yet, and checks its steps against their configurations. It names its steps,
+//! and finds them by name at each request: a step model reloaded is the one the next
+//! request runs, and a step model unloaded leaves the ensemble loaded but not ready
+//! until the step is back (as in Triton).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use ferroserve_core::config::{QueuePolicy, TimeoutAction};
-use ferroserve_core::{DataType, ImagePreprocessing, ModelRepository, Tensor, TensorRef};
+use ferroserve_core::repository::UploadedModel;
+use ferroserve_core::{
+    DataType, ImagePreprocessing, ModelConfig, ModelDescription, ModelRepository, Tensor, TensorRef,
+};
 use ferroserve_engine::model::LoadedModel;
 use ferroserve_engine::{EngineError, EngineKind, EngineOptions};
 
 use crate::admission::Signature;
 use crate::arrangement::Arrangement;
+use crate::ensemble::ServedEnsemble;
 use crate::error::{LoadError, ServeError};
 use crate::infer::RepositoryEntry;
 use crate::scheduler::{BatchPolicy, Scheduler, SchedulerOptions};
@@ -49,6 +59,58 @@ pub struct Naive {
     pub fresh_buffers: bool,
     /// No dynamic batching, whatever the configuration says.
     pub no_batching: bool,
+}
+
+/// One loaded version of a repository model, as requests find it.
+#[derive(Clone)]
+pub enum Served {
+    /// A model that an engine runs.
+    Model(Arc<ServedModel>),
+    /// An ensemble of other models of the repository.
+    Ensemble(Arc<ServedEnsemble>),
+}
+
+impl Served {
+    pub fn name(&self) -> &str {
+        match self {
+            Served::Model(served) => &served.model.name,
+            Served::Ensemble(ensemble) => &ensemble.name,
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        match self {
+            Served::Model(served) => served.model.version,
+            Served::Ensemble(ensemble) => ensemble.version,
+        }
+    }
+
+    /// The configuration, completed from the model (an ensemble's as written).
+    pub fn config(&self) -> &ModelConfig {
+        match self {
+            Served::Model(served) => &served.model.config,
+            Served::Ensemble(ensemble) => &ensemble.config,
+        }
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        match self {
+            Served::Model(served) => &served.telemetry,
+            Served::Ensemble(ensemble) => &ensemble.telemetry,
+        }
+    }
+}
+
+/// What a load request gives in place of the model's folder (Triton's `config` and
+/// `file:` load parameters). It holds until the model is unloaded: a plain load after it
+/// loads the same again.
+#[derive(Clone)]
+pub struct LoadOverride {
+    /// The configuration to load with, instead of the folder's `config.pbtxt`.
+    pub config: ModelConfig,
+    /// The model's files, when the request sent them: then the model loads from this
+    /// folder, not from the repository.
+    pub files: Option<Arc<UploadedModel>>,
 }
 
 /// One model version loaded, warmed up and accepting jobs. It keeps serving the
@@ -135,7 +197,17 @@ impl ServedModel {
                     .engine
                     .runner_with_threads(arrangement.threads)
                     .map_err(warm_up_failed)?;
-                warm_up(&model, runner.as_mut()).map_err(warm_up_failed)?;
+                match warm_up(&model, runner.as_mut()) {
+                    Ok(()) => {}
+                    // What a string input must hold is the model's own business (numbers
+                    // to parse, say): a string model that refuses the warm-up's strings
+                    // still loads, and its first request pays for initialisation.
+                    Err(error) if takes_strings(&model) => tracing::warn!(
+                        model = model.name,
+                        "warm-up inference with strings \"0\" failed, skipped: {error}"
+                    ),
+                    Err(error) => return Err(warm_up_failed(error)),
+                }
                 runners.push(runner);
             }
             groups.push(runners);
@@ -201,8 +273,17 @@ impl ServedModel {
     }
 }
 
-/// Runs each instance once on zeros, so that the first request does not pay for
-/// lazy initialisation.
+/// Whether the model has a string input.
+fn takes_strings(model: &LoadedModel) -> bool {
+    model
+        .engine
+        .inputs()
+        .iter()
+        .any(|spec| spec.dtype == DataType::Bytes)
+}
+
+/// Runs each instance once on zeros (strings `"0"`), so that the first request does not
+/// pay for lazy initialisation.
 fn warm_up(
     model: &LoadedModel,
     runner: &mut dyn ferroserve_engine::Runner,
@@ -219,11 +300,18 @@ fn warm_up(
                 shape.push(1);
             }
             match declared {
-                Some(input) => shape.extend(input.dims.iter().map(|&d| d.max(1) as usize)),
+                Some(input) => shape.extend(input.model_dims().iter().map(|&d| d.max(1) as usize)),
                 None => shape = spec.shape.iter().map(|&d| d.max(1) as usize).collect(),
             }
             let mut tensor = Tensor::with_capacity(spec.dtype, 0);
-            tensor.reshape(spec.dtype, &shape);
+            if spec.dtype == DataType::Bytes {
+                let elements = shape.iter().product::<usize>();
+                tensor
+                    .set_strings(&shape, &vec!["0"; elements])
+                    .expect("one-byte strings fit their length prefix");
+            } else {
+                tensor.reshape(spec.dtype, &shape);
+            }
             tensor
         })
         .collect();
@@ -236,12 +324,17 @@ fn warm_up(
 #[derive(Default)]
 struct ModelSlot {
     /// Loaded versions, ascending.
-    versions: BTreeMap<u64, Arc<ServedModel>>,
+    versions: BTreeMap<u64, Served>,
     /// Why the last load failed, or that it was unloaded.
     reason: Option<String>,
     /// The files the loaded versions came from, to notice changes when polling.
     fingerprint: Vec<(PathBuf, SystemTime, u64)>,
+    /// What the loaded versions were loaded with instead of the model's folder.
+    load_override: Option<LoadOverride>,
 }
+
+/// The versions one load makes.
+type Versions = BTreeMap<u64, Served>;
 
 /// The models being served.
 pub struct ModelRegistry {
@@ -267,7 +360,7 @@ impl ModelRegistry {
     }
 
     /// The version to serve: `version`, or the latest loaded one.
-    pub fn get(&self, name: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
+    pub fn get(&self, name: &str, version: Option<u64>) -> Result<Served, ServeError> {
         let models = self.models.read().unwrap_or_else(|e| e.into_inner());
         let slot = models
             .get(name)
@@ -288,8 +381,19 @@ impl ModelRegistry {
         }
     }
 
-    /// Every loaded version of every model.
+    /// Every loaded version of every model an engine runs (ensembles left out).
     pub fn loaded(&self) -> Vec<Arc<ServedModel>> {
+        self.loaded_all()
+            .into_iter()
+            .filter_map(|served| match served {
+                Served::Model(model) => Some(model),
+                Served::Ensemble(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every loaded version of every model, ensembles included.
+    pub fn loaded_all(&self) -> Vec<Served> {
         let models = self.models.read().unwrap_or_else(|e| e.into_inner());
         models
             .values()
@@ -305,13 +409,55 @@ impl ModelRegistry {
             .contains_key(name)
     }
 
+    /// Whether `name` was last loaded from files a load request sent (which a plain load
+    /// loads again).
+    pub fn has_uploaded_files(&self, name: &str) -> bool {
+        self.models
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .and_then(|slot| slot.load_override.as_ref())
+            .is_some_and(|kept| kept.files.is_some())
+    }
+
+    /// Whether some version of `name` is loaded.
+    pub fn is_loaded(&self, name: &str) -> bool {
+        self.models
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|slot| !slot.versions.is_empty())
+    }
+
     /// Loads (or reloads) every version of `name` the version policy selects. The new
     /// versions are warmed up before they replace the old ones; on failure the old ones
-    /// keep serving and the reason is kept for the repository index. Blocking.
+    /// keep serving and the reason is kept for the repository index. A model last loaded
+    /// with an override loads with it again. Blocking.
     pub fn load(&self, name: &str) -> Result<(), ServeError> {
+        self.load_with(name, None)
+    }
+
+    /// [`load`](Self::load), with `given` in place of the model's folder when it is some;
+    /// it then holds for later loads until the model is unloaded.
+    pub fn load_with(&self, name: &str, given: Option<LoadOverride>) -> Result<(), ServeError> {
         let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        self.load_locked(name, given, &mut Vec::new())
+    }
+
+    /// A load, with the loading lock held; `loading` names the ensembles whose loads
+    /// this one is part of (to refuse a cycle of ensembles).
+    fn load_locked(
+        &self,
+        name: &str,
+        given: Option<LoadOverride>,
+        loading: &mut Vec<String>,
+    ) -> Result<(), ServeError> {
+        let kept = given.or_else(|| {
+            let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+            models.get(name).and_then(|slot| slot.load_override.clone())
+        });
         let fingerprint = fingerprint(&self.repository.root().join(name));
-        match self.load_versions(name) {
+        match self.load_versions(name, kept.as_ref(), loading) {
             Ok(versions) => {
                 let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
                 let slot = models.entry(name.to_string()).or_default();
@@ -320,16 +466,22 @@ impl ModelRegistry {
                 let retired = std::mem::replace(&mut slot.versions, versions);
                 slot.reason = None;
                 slot.fingerprint = fingerprint;
+                slot.load_override = kept;
                 drop(models);
                 drop(retired);
                 tracing::info!(model = name, "model loaded");
                 Ok(())
             }
             Err(error) => {
-                tracing::error!(model = name, "{error}");
+                // One line naming the model, its file relative to the repository and why.
+                let mut reason = error.to_string();
+                if let Some(files) = kept.as_ref().and_then(|k| k.files.as_ref()) {
+                    reason = files.repository().redact(&reason);
+                }
+                let reason = self.repository.redact(&reason);
+                tracing::error!(model = name, "failed to load model '{name}': {reason}");
                 let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
                 let slot = models.entry(name.to_string()).or_default();
-                let reason = self.repository.redact(&error.to_string());
                 slot.reason = Some(reason.clone());
                 slot.fingerprint = fingerprint;
                 Err(ServeError::LoadFailed {
@@ -340,10 +492,32 @@ impl ModelRegistry {
         }
     }
 
-    fn load_versions(&self, name: &str) -> Result<BTreeMap<u64, Arc<ServedModel>>, LoadError> {
-        let description = self.repository.load(name)?;
+    fn load_versions(
+        &self,
+        name: &str,
+        given: Option<&LoadOverride>,
+        loading: &mut Vec<String>,
+    ) -> Result<Versions, LoadError> {
+        let description = match given {
+            Some(LoadOverride {
+                config,
+                files: Some(files),
+            }) => files.repository().load_with_config(name, config)?,
+            Some(LoadOverride { config, .. }) => self.repository.load_with_config(name, config)?,
+            None => self.repository.load(name)?,
+        };
         if description.versions.is_empty() {
             return Err(LoadError::NoVersions(name.to_string()));
+        }
+        if description
+            .config
+            .as_ref()
+            .is_some_and(ModelConfig::is_ensemble)
+        {
+            loading.push(name.to_string());
+            let versions = self.load_ensemble(&description, loading);
+            loading.pop();
+            return versions;
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let configured_instances = description
@@ -385,9 +559,119 @@ impl ModelRegistry {
                         source,
                     })?;
             let served = ServedModel::start(model, arrangements.clone(), &self.options)?;
-            versions.insert(version.version, Arc::new(served));
+            versions.insert(version.version, Served::Model(Arc::new(served)));
         }
         Ok(versions)
+    }
+
+    /// Every version of the ensemble `description`: its step models loaded first when
+    /// they are not, and its steps checked against their configurations.
+    fn load_ensemble(
+        &self,
+        description: &ModelDescription,
+        loading: &mut Vec<String>,
+    ) -> Result<Versions, LoadError> {
+        let name = &description.name;
+        let config = description
+            .config
+            .clone()
+            .expect("an ensemble has a configuration");
+        let mut steps = Vec::with_capacity(config.steps().len());
+        for (index, step) in config.steps().iter().enumerate() {
+            let step_error = |reason: String| LoadError::Step {
+                index,
+                model: step.model_name.clone(),
+                reason,
+            };
+            if loading.contains(&step.model_name) || self.reaches(&step.model_name, name) {
+                let mut cycle = loading.clone();
+                cycle.push(step.model_name.clone());
+                return Err(step_error(format!(
+                    "ensembles that run each other make a cycle: {}",
+                    cycle.join(" -> ")
+                )));
+            }
+            if !self.is_loaded(&step.model_name) {
+                if !self.repository.root().join(&step.model_name).is_dir() {
+                    return Err(step_error(format!(
+                        "no model '{}' in the model repository",
+                        step.model_name
+                    )));
+                }
+                self.load_locked(&step.model_name, None, loading)
+                    .map_err(|e| step_error(e.to_string()))?;
+            }
+            let served = self
+                .get(&step.model_name, step.version())
+                .map_err(|e| step_error(e.to_string()))?;
+            steps.push(served);
+        }
+        let configs: Vec<&ModelConfig> = steps.iter().map(Served::config).collect();
+        config.check_steps(&configs)?;
+        let plan = config
+            .ensemble_plan()?
+            .expect("an ensemble configuration has a plan");
+        let mut versions = BTreeMap::new();
+        for version in &description.versions {
+            let ensemble = ServedEnsemble::new(description, config.clone(), version.version, &plan);
+            versions.insert(version.version, Served::Ensemble(Arc::new(ensemble)));
+        }
+        Ok(versions)
+    }
+
+    /// Why the ensemble cannot run now, if it cannot: a step model (or its version) is
+    /// not loaded, here or in a nested ensemble, or was reloaded with a configuration its
+    /// step no longer fits.
+    pub fn unavailable_step(&self, ensemble: &ServedEnsemble) -> Option<String> {
+        self.unavailable_within(ensemble, 0)
+    }
+
+    fn unavailable_within(&self, ensemble: &ServedEnsemble, depth: usize) -> Option<String> {
+        if depth > 64 {
+            return Some("ensembles nest more than 64 deep".into());
+        }
+        let mut steps = Vec::with_capacity(ensemble.config.steps().len());
+        for (index, step) in ensemble.config.steps().iter().enumerate() {
+            let served = match self.get(&step.model_name, step.version()) {
+                Ok(served) => served,
+                Err(e) => {
+                    return Some(format!(
+                        "step {index} (model '{}') is not available: {e}",
+                        step.model_name
+                    ))
+                }
+            };
+            if let Served::Ensemble(inner) = &served {
+                if let Some(reason) = self.unavailable_within(inner, depth + 1) {
+                    return Some(format!(
+                        "step {index} (ensemble '{}'): {reason}",
+                        step.model_name
+                    ));
+                }
+            }
+            steps.push(served);
+        }
+        let configs: Vec<&ModelConfig> = steps.iter().map(Served::config).collect();
+        ensemble
+            .config
+            .check_steps(&configs)
+            .err()
+            .map(|e| self.repository.redact(&e.to_string()))
+    }
+
+    /// Whether the loaded model `from`, if an ensemble, runs `target`, itself or through
+    /// the ensembles among its steps.
+    fn reaches(&self, from: &str, target: &str) -> bool {
+        fn walk(registry: &ModelRegistry, from: &str, target: &str, depth: usize) -> bool {
+            let Ok(Served::Ensemble(ensemble)) = registry.get(from, None) else {
+                return false;
+            };
+            depth < 64
+                && ensemble.config.steps().iter().any(|step| {
+                    step.model_name == target || walk(registry, &step.model_name, target, depth + 1)
+                })
+        }
+        walk(self, from, target, 0)
     }
 
     /// Stops serving `name`; accepted requests still finish.
@@ -401,6 +685,7 @@ impl ModelRegistry {
         drop(std::mem::take(&mut slot.versions));
         slot.reason = Some("unloaded".into());
         slot.fingerprint.clear();
+        slot.load_override = None;
         tracing::info!(model = name, "model unloaded");
         Ok(())
     }
@@ -412,6 +697,18 @@ impl ModelRegistry {
             .repository
             .index()
             .map_err(|e| ServeError::Repository(self.repository.redact(&e.to_string())))?;
+        // Ensembles whose steps are missing are loaded but not ready.
+        let not_ready: HashMap<(String, u64), String> = self
+            .loaded_all()
+            .iter()
+            .filter_map(|served| match served {
+                Served::Ensemble(ensemble) => {
+                    let reason = self.unavailable_step(ensemble)?;
+                    Some(((ensemble.name.clone(), ensemble.version), reason))
+                }
+                Served::Model(_) => None,
+            })
+            .collect();
         let models = self.models.read().unwrap_or_else(|e| e.into_inner());
         let mut entries = Vec::new();
         let mut names: Vec<&str> = on_disk.iter().map(|e| e.name.as_str()).collect();
@@ -427,11 +724,21 @@ impl ModelRegistry {
                         .as_ref()
                         .map(|r| format!("still serving; the last load failed: {r}"))
                         .unwrap_or_default();
-                    entries.extend(slot.versions.keys().map(|v| RepositoryEntry {
-                        name: name.to_string(),
-                        version: v.to_string(),
-                        state: "READY".into(),
-                        reason: reason.clone(),
+                    entries.extend(slot.versions.keys().map(|&v| {
+                        match not_ready.get(&(name.to_string(), v)) {
+                            Some(why) => RepositoryEntry {
+                                name: name.to_string(),
+                                version: v.to_string(),
+                                state: "UNAVAILABLE".into(),
+                                reason: why.clone(),
+                            },
+                            None => RepositoryEntry {
+                                name: name.to_string(),
+                                version: v.to_string(),
+                                state: "READY".into(),
+                                reason: reason.clone(),
+                            },
+                        }
                     }));
                 }
                 slot => entries.push(RepositoryEntry {
@@ -484,7 +791,8 @@ impl ModelRegistry {
         }
     }
 
-    /// Closes every queue and waits until the accepted requests are answered.
+    /// Closes every queue and waits until the accepted requests are answered. (An
+    /// ensemble has no queue of its own: its requests wait in its steps' queues.)
     pub fn drain(&self) {
         for served in self.loaded() {
             served.scheduler.drain();

@@ -2,7 +2,7 @@
 //! classification extension, and the ranked classes of `/classify`.
 
 use ferroserve_core::classification::{rank, top_k};
-use ferroserve_core::{wire, DataType};
+use ferroserve_core::{wire, DataType, Labels, TensorSpec};
 
 use crate::admission::Outputs;
 use crate::error::ServeError;
@@ -14,9 +14,27 @@ use crate::scheduler::JobTensor;
 pub fn outputs(
     served: &ServedModel,
     requested: &Outputs,
+    computed: Vec<JobTensor>,
+) -> Vec<InferOutput> {
+    shape_outputs(
+        served.model.engine.outputs(),
+        &served.model.labels,
+        served.model.max_batch_size() > 0,
+        requested,
+        computed,
+    )
+}
+
+/// The requested outputs of `computed` (one per entry of `specs`, which names them, in
+/// the same order), as they are or as classification strings with the `labels` of the
+/// same position; `batched` when the first dimension is the batch.
+pub fn shape_outputs(
+    specs: &[TensorSpec],
+    labels: &[Option<Labels>],
+    batched: bool,
+    requested: &Outputs,
     mut computed: Vec<JobTensor>,
 ) -> Vec<InferOutput> {
-    let specs = served.model.engine.outputs();
     requested
         .iter()
         .map(|&(position, classification)| {
@@ -31,7 +49,10 @@ pub fn outputs(
                         data: OutputData::Raw(tensor.data),
                     }
                 }
-                Some(k) => classify_rows(served, position, name, &computed[position], k),
+                Some(k) => {
+                    let labels = labels.get(position).and_then(Option::as_ref);
+                    classify_rows(labels, batched, name, &computed[position], k)
+                }
             }
         })
         .collect()
@@ -48,8 +69,8 @@ fn empty() -> JobTensor {
 /// Triton's classification extension: per batch row, the top `k` entries as
 /// `"<value>:<index>[:<label>]"`.
 fn classify_rows(
-    served: &ServedModel,
-    position: usize,
+    labels: Option<&Labels>,
+    batched: bool,
     name: String,
     tensor: &JobTensor,
     k: usize,
@@ -58,7 +79,6 @@ fn classify_rows(
         .into_iter()
         .map(|v| v as f32)
         .collect();
-    let batched = served.model.max_batch_size() > 0;
     let rows = if batched {
         tensor.shape.first().copied().unwrap_or(1).max(1)
     } else {
@@ -66,7 +86,6 @@ fn classify_rows(
     };
     let per_row = values.len() / rows;
     let k = k.min(per_row);
-    let labels = served.model.labels.get(position).and_then(Option::as_ref);
     let mut strings = Vec::with_capacity(rows * k);
     for row in values.chunks(per_row.max(1)) {
         for class in top_k(row, k) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferroserve_core::cache::ResponseCache;
+use ferroserve_core::repository::UploadedModel;
 use ferroserve_core::{Links, ModelConfig, ModelRepository};
 use tokio::sync::oneshot;
 
@@ -21,7 +22,7 @@ use crate::infer::{
     TensorMetadata, Timings,
 };
 use crate::preprocess::PreprocessPool;
-use crate::registry::{LoadOptions, ModelRegistry, ServedModel};
+use crate::registry::{LoadOptions, LoadOverride, ModelRegistry, Served, ServedModel};
 use crate::respond;
 use crate::scheduler::{Job, JobResult, JobTensor, Reserved};
 use crate::stats::ModelStatistics;
@@ -150,6 +151,10 @@ impl Runtime {
             },
         };
         for name in &names {
+            // An ensemble loaded earlier in this pass loaded its steps with it.
+            if options.control_mode != ModelControlMode::Explicit && self.models.is_loaded(name) {
+                continue;
+            }
             let _ = self.models.load(name);
         }
         let _ = self
@@ -184,7 +189,15 @@ impl Runtime {
     /// Why the model (version) is not ready, if it is not: unknown, no such version, not
     /// loaded, or the server not ready.
     pub fn model_readiness(&self, model: &str, version: Option<u64>) -> Result<(), ServeError> {
-        self.models.get(model, version)?;
+        let served = self.models.get(model, version)?;
+        if let Served::Ensemble(ensemble) = &served {
+            if let Some(reason) = self.models.unavailable_step(ensemble) {
+                return Err(ServeError::StepUnavailable {
+                    ensemble: model.to_string(),
+                    reason,
+                });
+            }
+        }
         if self.ready() {
             Ok(())
         } else {
@@ -192,7 +205,7 @@ impl Runtime {
         }
     }
 
-    fn served(&self, model: &str, version: Option<u64>) -> Result<Arc<ServedModel>, ServeError> {
+    fn served(&self, model: &str, version: Option<u64>) -> Result<Served, ServeError> {
         match self.state.load(Ordering::Acquire) {
             READY | DRAINING => {}
             STARTING => return Err(ServeError::ModelNotReady(model.to_string())),
@@ -208,7 +221,7 @@ impl Runtime {
         version: Option<u64>,
     ) -> Result<ModelMetadata, ServeError> {
         let served = self.served(model, version)?;
-        let config = &served.model.config;
+        let config = served.config();
         let batched = config.max_batch_size() > 0;
         let full_shape = |dims: &[i64]| {
             let mut shape = if batched { vec![-1] } else { Vec::new() };
@@ -219,14 +232,14 @@ impl Runtime {
             Some(v) => vec![v.to_string()],
             None => self
                 .models
-                .loaded()
+                .loaded_all()
                 .iter()
-                .filter(|s| s.model.name == model)
-                .map(|s| s.model.version.to_string())
+                .filter(|s| s.name() == model)
+                .map(|s| s.version().to_string())
                 .collect(),
         };
         Ok(ModelMetadata {
-            name: served.model.name.clone(),
+            name: served.name().to_string(),
             versions,
             platform: if config.platform.is_empty() {
                 "onnxruntime_onnx".into()
@@ -258,13 +271,17 @@ impl Runtime {
     /// a large body is read, so that an overloaded server refuses at once what it would
     /// refuse anyway. A hint; the queue refuses for certain at submission.
     pub fn has_room(&self, model: &str, version: Option<u64>) -> Result<(), ServeError> {
-        self.served(model, version)?.scheduler.has_room()
+        match self.served(model, version)? {
+            Served::Model(served) => served.scheduler.has_room(),
+            // An ensemble's requests wait in its steps' queues, checked step by step.
+            Served::Ensemble(_) => Ok(()),
+        }
     }
 
     /// The one input a raw binary request fills; refused for a model with more than one.
     pub fn raw_input(&self, model: &str, version: Option<u64>) -> Result<RawInput, ServeError> {
         let served = self.served(model, version)?;
-        let config = &served.model.config;
+        let config = served.config();
         match config.input.as_slice() {
             [input] => Ok(RawInput {
                 name: input.name.clone(),
@@ -285,7 +302,7 @@ impl Runtime {
         model: &str,
         version: Option<u64>,
     ) -> Result<ModelConfig, ServeError> {
-        Ok(self.served(model, version)?.model.config.clone())
+        Ok(self.served(model, version)?.config().clone())
     }
 
     /// Statistics of every loaded version of `model` (of every model when `None`).
@@ -299,11 +316,11 @@ impl Runtime {
         }
         Ok(self
             .models
-            .loaded()
+            .loaded_all()
             .iter()
-            .filter(|s| model.is_none_or(|m| s.model.name == m))
-            .filter(|s| version.is_none_or(|v| s.model.version == v))
-            .map(|s| s.telemetry.statistics(&s.model.name, s.model.version))
+            .filter(|s| model.is_none_or(|m| s.name() == m))
+            .filter(|s| version.is_none_or(|v| s.version() == v))
+            .map(|s| s.telemetry().statistics(s.name(), s.version()))
             .collect())
     }
 
@@ -324,25 +341,62 @@ impl Runtime {
 
     /// Loads or reloads a model (explicit mode only).
     pub async fn load_model(self: &Arc<Self>, model: &str) -> Result<(), ServeError> {
+        self.load_model_with(model, LoadParameters::default()).await
+    }
+
+    /// Loads or reloads a model (explicit mode only), with what the load request gives
+    /// in place of its folder (Triton's `config` and `file:` load parameters). What is
+    /// given holds until the model is unloaded.
+    pub async fn load_model_with(
+        self: &Arc<Self>,
+        model: &str,
+        given: LoadParameters,
+    ) -> Result<(), ServeError> {
         self.require_explicit()?;
         let plain_name = !model.is_empty()
             && model != "."
             && model != ".."
             && !model.contains(['/', '\\', '\0']);
+        let failed = |reason: String| ServeError::LoadFailed {
+            model: model.to_string(),
+            reason,
+        };
         if !plain_name {
-            return Err(ServeError::LoadFailed {
-                model: model.to_string(),
-                reason: LoadError::BadName(model.to_string()).to_string(),
-            });
+            return Err(failed(LoadError::BadName(model.to_string()).to_string()));
         }
-        if !self.models.repository().root().join(model).is_dir() {
+        let uploads = !given.files.is_empty();
+        if uploads && given.config.is_none() {
+            return Err(failed(
+                "file: parameters need the config parameter too: the model's folder is not used \
+                 when its files are sent"
+                    .into(),
+            ));
+        }
+        let in_repository = self.models.repository().root().join(model).is_dir();
+        if !uploads && !in_repository && !self.models.has_uploaded_files(model) {
             return Err(ServeError::ModelNotFound(model.to_string()));
         }
         let models = self.models.clone();
         let model = model.to_string();
-        tokio::task::spawn_blocking(move || models.load(&model))
-            .await
-            .map_err(|_| ServeError::WorkerStopped)?
+        tokio::task::spawn_blocking(move || {
+            let Some(config) = given.config else {
+                return models.load(&model);
+            };
+            let files = if uploads {
+                let uploaded = UploadedModel::write(&model, &given.files).map_err(|e| {
+                    ServeError::LoadFailed {
+                        model: model.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Some(Arc::new(uploaded))
+            } else {
+                None
+            };
+            models.load_with(&model, Some(LoadOverride { config, files }))
+        })
+        .await
+        .map_err(|_| ServeError::WorkerStopped)?
     }
 
     /// Unloads a model (explicit mode only).
@@ -375,9 +429,21 @@ impl Runtime {
         self.models.drain();
     }
 
-    /// Runs one inference request: admission, cache-or-compute, respond, telemetry.
+    /// Runs one inference request: admission, cache-or-compute, respond, telemetry. An
+    /// ensemble's request runs its steps, each an inference request of its own.
     pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, ServeError> {
-        let served = self.served(&request.model, request.version)?;
+        let served = match self.served(&request.model, request.version)? {
+            Served::Model(served) => served,
+            Served::Ensemble(ensemble) => {
+                if let Some(reason) = self.models.unavailable_step(&ensemble) {
+                    return Err(ServeError::StepUnavailable {
+                        ensemble: request.model,
+                        reason,
+                    });
+                }
+                return ensemble.infer(self, request).await;
+            }
+        };
         let mut tracker = served.telemetry.track();
         let started = Instant::now();
         let result = async {
@@ -419,7 +485,11 @@ impl Runtime {
         image: Bytes,
         k: usize,
     ) -> Result<Classified, ServeError> {
-        let served = self.served(model, version)?;
+        let Served::Model(served) = self.served(model, version)? else {
+            return Err(ServeError::Unsupported(format!(
+                "model '{model}' is an ensemble; /classify takes a model with image preprocessing"
+            )));
+        };
         let mut tracker = served.telemetry.track();
         let started = Instant::now();
         let result = async {
@@ -500,7 +570,11 @@ impl Runtime {
         }
         let enqueued = Instant::now();
         let deadline = timeout.map(|t| started + t);
-        let result = submit(place, inputs, admitted.rows, enqueued, deadline).await?;
+        let mut result = submit(place, inputs, admitted.rows, enqueued, deadline).await?;
+        for (position, output) in result.outputs.iter_mut().enumerate() {
+            let shape = std::mem::take(&mut output.shape);
+            output.shape = served.signature.served_output_shape(position, shape)?;
+        }
         Ok(Computed {
             outputs: result.outputs,
             timings: Timings {
@@ -532,7 +606,16 @@ impl Runtime {
         if served.model.max_batch_size() > 0 {
             shape.push(images.len());
         }
-        shape.extend(settings.image_shape());
+        let image = settings.image_shape();
+        match served
+            .model
+            .image_reshape
+            .as_ref()
+            .and_then(|r| r.to_model(&image))
+        {
+            Some(reshaped) => shape.extend(reshaped),
+            None => shape.extend(image),
+        }
         Ok(JobTensor {
             dtype: served.model.engine.inputs()[position].dtype,
             shape,
@@ -546,6 +629,17 @@ impl Runtime {
             crate::metrics::publish_cache(cache);
         }
     }
+}
+
+/// What a load request may give besides the model's name (Triton's model repository
+/// extension).
+#[derive(Debug, Default)]
+pub struct LoadParameters {
+    /// The `config` parameter: a configuration to load with instead of the folder's.
+    pub config: Option<ModelConfig>,
+    /// The `file:<path>` parameters: the files of the model's folder, by path inside it.
+    /// When there are any, the model loads from them, not from the repository.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// A request's outputs, computed or from the cache, and where its time went.

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferroserve_core::{DataType, Tensor, TensorRef};
+use ferroserve_core::{wire, DataType, Tensor, TensorRef};
 use ferroserve_engine::Runner;
 use smallvec::{smallvec, SmallVec};
 use tokio::sync::oneshot;
@@ -39,7 +39,7 @@ pub struct BatchPolicy {
 }
 
 /// A tensor of a job: dtype, shape (batch dimension first when the model batches) and
-/// little-endian bytes.
+/// little-endian bytes (`BYTES` elements in their binary form).
 #[derive(Debug, Clone)]
 pub struct JobTensor {
     pub dtype: DataType,
@@ -576,7 +576,14 @@ impl Worker {
             let spec = &first.inputs[i];
             let mut shape = spec.shape.clone();
             shape[0] = rows;
-            tensor.reshape(spec.dtype, &shape);
+            if spec.dtype == DataType::Bytes {
+                // Elements in their binary form, row-major: the jobs' data end to end are
+                // the batch's.
+                let bytes = jobs.iter().map(|job| job.inputs[i].data.len()).sum();
+                tensor.reshape_bytes(&shape, bytes);
+            } else {
+                tensor.reshape(spec.dtype, &shape);
+            }
             let mut offset = 0;
             let bytes = tensor.data.as_bytes_mut();
             for job in jobs {
@@ -646,13 +653,28 @@ fn split_rows(
         )));
     }
     let bytes = out.data.as_bytes();
-    let row_bytes = bytes.len() / rows;
+    let (start, end) = if out.dtype == DataType::Bytes {
+        // Variable-length elements: found by walking their length prefixes.
+        let per_row = out.shape[1..].iter().product::<usize>();
+        let offset = |row: usize| {
+            wire::bytes_prefix_len(bytes, row * per_row).ok_or_else(|| {
+                ServeError::UnusableOutput(format!(
+                    "a BYTES output of shape {:?} does not hold its elements",
+                    out.shape
+                ))
+            })
+        };
+        (offset(first)?, offset(first + count)?)
+    } else {
+        let row_bytes = bytes.len() / rows;
+        (first * row_bytes, (first + count) * row_bytes)
+    };
     let mut shape = out.shape.clone();
     shape[0] = count;
     Ok(JobTensor {
         dtype: out.dtype,
         shape,
-        data: Bytes::copy_from_slice(&bytes[first * row_bytes..(first + count) * row_bytes]),
+        data: Bytes::copy_from_slice(&bytes[start..end]),
     })
 }
 
@@ -981,6 +1003,74 @@ mod tests {
             served.expect("the worker survived").outputs[0].shape,
             [1, 2]
         );
+        scheduler.drain();
+    }
+
+    /// Copies its one input to its one output, whatever the datatype.
+    struct Echo;
+
+    impl Runner for Echo {
+        fn run(
+            &mut self,
+            inputs: &[TensorRef<'_>],
+            outputs: &mut [Tensor],
+        ) -> Result<(), ferroserve_engine::EngineError> {
+            let input = inputs[0];
+            if input.dtype == DataType::Bytes {
+                outputs[0].reshape_bytes(input.shape, input.data.len());
+            } else {
+                outputs[0].reshape(input.dtype, input.shape);
+            }
+            outputs[0].data.as_bytes_mut().copy_from_slice(input.data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn string_jobs_share_a_run_and_each_gets_its_own_rows() {
+        let options = SchedulerOptions {
+            // Both jobs are queued before the batch of 3 rows runs.
+            policy: dynamic(4, vec![3], 10_000),
+            capacity: 8,
+            reuse_buffers: true,
+            max_wait: None,
+        };
+        let telemetry = Arc::new(Telemetry::new("m", 1, false));
+        let runner: Box<dyn Runner> = Box::new(Echo);
+        let scheduler = Scheduler::start("m", vec![vec![runner]], 1, options, telemetry.clone());
+        let strings = |rows: &[[&str; 2]]| {
+            let elements: Vec<&str> = rows.iter().flatten().copied().collect();
+            JobTensor {
+                dtype: DataType::Bytes,
+                shape: vec![rows.len(), 2],
+                data: wire::encode_bytes(&elements).unwrap(),
+            }
+        };
+        let first = strings(&[["a", ""]]);
+        let second = strings(&[["longer string", "b"], ["", "ccc"]]);
+        let mut replies = Vec::new();
+        for (tensor, rows) in [(first.clone(), 1), (second.clone(), 2)] {
+            let (reply, receiver) = oneshot::channel();
+            let job = Job {
+                inputs: vec![tensor],
+                rows,
+                enqueued: Instant::now(),
+                deadline: None,
+                reply,
+            };
+            scheduler.submit(job).unwrap();
+            replies.push(receiver);
+        }
+        for (receiver, sent) in replies.into_iter().zip([first, second]) {
+            let result = receiver.blocking_recv().unwrap().unwrap();
+            let output = &result.outputs[0];
+            assert_eq!(
+                (output.dtype, &output.shape),
+                (DataType::Bytes, &sent.shape)
+            );
+            assert_eq!(output.data, sent.data);
+        }
+        assert_eq!(telemetry.statistics("m", 1).execution_count, 1, "one run");
         scheduler.drain();
     }
 

@@ -24,7 +24,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use ferroserve_runtime::infer::Timings;
-use ferroserve_runtime::{Runtime, ServeError};
+use ferroserve_runtime::{LoadParameters, Runtime, ServeError};
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::*;
 
@@ -409,25 +409,45 @@ impl GrpcInferenceService for InferenceService {
         Ok(Response::new(RepositoryIndexResponse { models }))
     }
 
-    /// Loads from ferroserve's one repository; the `config` and `file:` parameters
-    /// (load with another configuration or other files) are not supported.
+    /// Loads from ferroserve's one repository; the `config` parameter (a JSON string)
+    /// loads with that configuration, the `file:<path>` parameters (bytes) with those
+    /// files instead of the model's folder. Other parameters are ignored.
     async fn repository_model_load(
         &self,
         request: Request<RepositoryModelLoadRequest>,
     ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
         let request = request.into_inner();
         one_repository(&request.repository_name).map_err(grpc)?;
-        if let Some(key) = request.parameters.keys().min() {
-            return Err(grpc(ServeError::Unsupported(format!(
-                "load parameter '{key}' is not supported: models load from the repository as they are"
-            ))));
-        }
         let name = model_folder(&request.model_name).map_err(grpc)?;
-        self.runtime.load_model(name).await.map_err(grpc)?;
+        let mut given = LoadParameters::default();
+        for (key, parameter) in &request.parameters {
+            use model_repository_parameter::ParameterChoice;
+            let choice = parameter.parameter_choice.as_ref();
+            if key == "config" {
+                let Some(ParameterChoice::StringParam(json)) = choice else {
+                    return Err(grpc(ServeError::InvalidRequest(
+                        "load parameter 'config' must be a string_param".into(),
+                    )));
+                };
+                given.config = Some(crate::load::config(name, json).map_err(grpc)?);
+            } else if let Some(path) = key.strip_prefix("file:") {
+                let Some(ParameterChoice::BytesParam(contents)) = choice else {
+                    return Err(grpc(ServeError::InvalidRequest(format!(
+                        "load parameter '{key}' must be a bytes_param"
+                    ))));
+                };
+                given.files.push((path.to_string(), contents.to_vec()));
+            }
+        }
+        self.runtime
+            .load_model_with(name, given)
+            .await
+            .map_err(grpc)?;
         Ok(Response::new(RepositoryModelLoadResponse {}))
     }
 
-    /// `unload_dependents` is accepted and has no effect: ferroserve has no ensembles.
+    /// `unload_dependents` is accepted and has no effect: an ensemble's steps are models
+    /// of their own, loaded until they are unloaded.
     async fn repository_model_unload(
         &self,
         request: Request<RepositoryModelUnloadRequest>,

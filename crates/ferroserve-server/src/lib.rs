@@ -7,6 +7,7 @@ pub mod access;
 pub mod connections;
 pub mod grpc;
 pub mod http;
+mod load;
 pub mod serve;
 pub mod status;
 pub mod traces;

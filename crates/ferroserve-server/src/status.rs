@@ -19,9 +19,9 @@ pub fn of(error: &ServeError) -> (StatusCode, Code) {
         | ServeError::QueueTooLong { .. }
         | ServeError::PreprocessingFull => (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted),
         ServeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
-        ServeError::ModelNotReady(_) | ServeError::ShuttingDown => {
-            (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
-        }
+        ServeError::ModelNotReady(_)
+        | ServeError::StepUnavailable { .. }
+        | ServeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
         ServeError::LoadFailed { .. } => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
         ServeError::Engine(_)
         | ServeError::UnusableOutput(_)

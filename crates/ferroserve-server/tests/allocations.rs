@@ -132,15 +132,16 @@ fn core_per_request(server: Arc<Runtime>) -> f64 {
     .unwrap()
 }
 
-/// Allocations per run of an ONNX Runtime runner alone, outputs reused. ONNX Runtime's
-/// own (C++) allocations do not pass through Rust's allocator and are not counted.
-fn engine_per_run() -> f64 {
+/// Allocations per run of a runner of `kind` alone, outputs reused. The engine's own
+/// (C++) allocations do not pass through Rust's allocator and are not counted.
+fn engine_per_run(kind: ferroserve_engine::EngineKind) -> f64 {
     use ferroserve_core::{DataType, Tensor, TensorRef};
-    use ferroserve_engine::Engine;
     let model = repo_root().join("models/efficientnet-lite0/1/model.onnx");
-    let engine =
-        ferroserve_engine::onnxruntime::OnnxRuntimeEngine::load(&model, &Default::default())
-            .expect("the bundled model loads");
+    let options = ferroserve_engine::EngineOptions {
+        precision: Some(ferroserve_core::Precision::F32),
+        ..Default::default()
+    };
+    let engine = ferroserve_engine::load(kind, &model, &options).expect("the bundled model loads");
     let mut runner = engine.runner().unwrap();
     let tensor = cat_tensor();
     let input = [TensorRef {
@@ -247,6 +248,7 @@ fn allocations_per_request_stay_within_budget() {
         .await;
         [
             ("engine: ONNX Runtime run, Rust side", 0.0),
+            ("engine: OpenVINO run, Rust side", 0.0),
             ("core: Runtime::infer, no protocol", 0.0),
             ("HTTP, binary tensor", binary),
             ("HTTP, JSON tensor", json),
@@ -255,10 +257,11 @@ fn allocations_per_request_stay_within_budget() {
         ]
     });
     let mut rows = rows;
-    rows[1].1 = core_per_request(server.runtime().clone());
+    rows[2].1 = core_per_request(server.runtime().clone());
     // On the (counted) test thread; the client's threads are idle by now.
     CLIENT.set(false);
-    rows[0].1 = engine_per_run();
+    rows[0].1 = engine_per_run(ferroserve_engine::EngineKind::OnnxRuntime);
+    rows[1].1 = engine_per_run(ferroserve_engine::EngineKind::OpenVino);
     println!("| path | heap allocations per request |");
     println!("| --- | --- |");
     for (path, count) in rows {
@@ -268,7 +271,7 @@ fn allocations_per_request_stay_within_budget() {
     // allocation is), enough for the run-to-run spread of a loaded machine, small
     // enough to catch an allocation per tensor element or per byte. gRPC spreads the
     // most (99 to 175 seen): HTTP/2 frames and buffer growth follow how reads split.
-    let budgets = [8.0, 30.0, 120.0, 150.0, 110.0, 300.0];
+    let budgets = [8.0, 1.0, 30.0, 120.0, 150.0, 110.0, 300.0];
     for ((path, count), budget) in rows.iter().zip(budgets) {
         assert!(
             *count <= budget,

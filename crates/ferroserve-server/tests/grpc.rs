@@ -752,22 +752,36 @@ async fn repository_load_and_unload_in_explicit_mode() {
         .await
         .unwrap_err();
     assert_eq!(escaping.code(), Code::InvalidArgument);
-    let with_config = client
-        .repository_model_load(RepositoryModelLoadRequest {
-            model_name: MODEL.into(),
-            parameters: HashMap::from([(
-                "config".into(),
-                ModelRepositoryParameter {
-                    parameter_choice: Some(
-                        model_repository_parameter::ParameterChoice::StringParam("{}".into()),
-                    ),
-                },
-            )]),
-            ..Default::default()
-        })
+    // A configuration override that Triton's schema refuses fails the load; one sent
+    // as bytes is not a configuration.
+    let with_config = |choice| RepositoryModelLoadRequest {
+        model_name: MODEL.into(),
+        parameters: HashMap::from([(
+            "config".into(),
+            ModelRepositoryParameter {
+                parameter_choice: Some(choice),
+            },
+        )]),
+        ..Default::default()
+    };
+    let refused = client
+        .repository_model_load(with_config(
+            model_repository_parameter::ParameterChoice::StringParam(
+                r#"{"max_batch_size": -1}"#.into(),
+            ),
+        ))
         .await
         .unwrap_err();
-    assert_eq!(with_config.code(), Code::Unimplemented);
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("max_batch_size"), "{refused:?}");
+    let as_bytes = client
+        .repository_model_load(with_config(
+            model_repository_parameter::ParameterChoice::BytesParam("{}".into()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(as_bytes.code(), Code::InvalidArgument);
+    assert!(model_ready(&mut client).await, "still serving");
 
     client
         .repository_model_unload(RepositoryModelUnloadRequest {

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use ferroserve_core::ModelRepository;
-use ferroserve_engine::{EngineKind, EngineOptions};
 use ferroserve_runtime::infer::ClassifiedAs;
 use ferroserve_runtime::{LoadOptions, ModelControlMode, Runtime, RuntimeOptions};
+
+use crate::engine::EngineArgs;
 
 /// File extensions picked up when walking a folder.
 const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "jfif"];
@@ -30,12 +31,8 @@ pub struct ClassifyArgs {
     /// Model to use. Default: the repository's only model, or efficientnet-lite0.
     #[arg(long, env = "FERROSERVE_MODEL")]
     model: Option<String>,
-    /// Inference engine: onnxruntime or tract. Default: the model configuration's backend.
-    #[arg(long, env = "FERROSERVE_ENGINE")]
-    engine: Option<EngineKind>,
-    /// Path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).
-    #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIBRARY")]
-    onnxruntime_library: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// How many classes to print per image.
     #[arg(long, default_value_t = 5)]
     top_k: usize,
@@ -71,11 +68,8 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         control_mode: ModelControlMode::Explicit,
         startup_models: vec![name.clone()],
         load: LoadOptions {
-            engine: args.engine,
-            engine_options: EngineOptions {
-                intra_op_threads: 1,
-                onnxruntime_library: args.onnxruntime_library.clone(),
-            },
+            engine: args.engine.engine,
+            engine_options: args.engine.options(),
             intra_op_threads: None,
             max_queue_size: in_flight,
             max_queue_wait: None,
@@ -102,10 +96,14 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if served.model.preprocessing.is_none() {
         bail!("model '{name}' declares no image preprocessing (parameters preprocess.* in its config.pbtxt)");
     }
-    let engine = served.model.engine.kind().name();
+    let engine = format!(
+        "{} {}",
+        served.model.engine.kind().name(),
+        served.model.engine.precision()
+    );
     drop(served);
     let files = image_files(&args.paths);
-    let code = report(&runtime, &name, engine, &files, &args, in_flight);
+    let code = report(&runtime, &name, &engine, &files, &args, in_flight);
     runtime.shutdown();
     code
 }
@@ -129,7 +127,7 @@ fn only_model(repository: &ModelRepository) -> anyhow::Result<String> {
 
 /// Files named explicitly, and image files found by extension under folders, in order.
 /// A path that cannot be read is kept, so that it is reported as a failure.
-fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn image_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             found.push(dir.to_path_buf());

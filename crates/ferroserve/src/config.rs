@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ferroserve_core::ModelRepository;
+use ferroserve_core::{ModelConfig, ModelRepository};
 use ferroserve_engine::model::LoadedModel;
-use ferroserve_engine::{EngineKind, EngineOptions};
+
+use crate::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct ConfigArgs {
@@ -18,8 +19,8 @@ pub struct ConfigArgs {
 enum ConfigCommand {
     /// Check every model of a repository as `serve` would load it: config.pbtxt against
     /// Triton's schema, the version folders and files, the labels, and the model opened by
-    /// its engine and matched to the configuration. Prints each model's errors and
-    /// warnings; exits 1 if any model has an error.
+    /// its engine and matched to the configuration (an ensemble's steps against their
+    /// models). Prints each model's errors and warnings; exits 1 if any model has an error.
     Check {
         /// The model repository (Triton layout).
         repository: PathBuf,
@@ -42,25 +43,6 @@ enum ConfigCommand {
     },
 }
 
-#[derive(clap::Args)]
-struct EngineArgs {
-    /// Engine to open the models with: onnxruntime or tract. Default: each config's backend.
-    #[arg(long, env = "FERROSERVE_ENGINE")]
-    engine: Option<EngineKind>,
-    /// Path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).
-    #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIBRARY")]
-    onnxruntime_library: Option<PathBuf>,
-}
-
-impl EngineArgs {
-    fn options(&self) -> EngineOptions {
-        EngineOptions {
-            intra_op_threads: 1,
-            onnxruntime_library: self.onnxruntime_library.clone(),
-        }
-    }
-}
-
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ConfigCommand::Check { repository, engine } => check(&repository, &engine),
@@ -71,11 +53,8 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             engine,
         } => {
             let repository = crate::open_repository(model_repository.as_deref())?;
-            let loaded = load(&repository, &model, &engine).map_err(anyhow::Error::msg)?;
-            let config = &loaded
-                .last()
-                .expect("load returns a version or an error")
-                .config;
+            let configs = completed_configs(&repository, &model, &engine)?;
+            let config = configs.last().expect("load returns a version or an error");
             if json {
                 println!("{}", serde_json::to_string_pretty(&config.to_json())?);
             } else {
@@ -84,6 +63,83 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The configuration of every version of `name` the version policy selects, completed
+/// from the model (an ensemble's as written, its steps checked against theirs).
+fn completed_configs(
+    repository: &ModelRepository,
+    name: &str,
+    engine: &EngineArgs,
+) -> anyhow::Result<Vec<ModelConfig>> {
+    let description = repository
+        .load(name)
+        .map_err(|e| anyhow::anyhow!(repository.redact(&e.to_string())))?;
+    match description.config {
+        Some(config) if config.is_ensemble() => {
+            check_ensemble(repository, &config, engine, &mut Vec::new())
+                .map_err(anyhow::Error::msg)?;
+            Ok(vec![config; description.versions.len().max(1)])
+        }
+        _ => Ok(load(repository, name, engine)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|model| model.config)
+            .collect()),
+    }
+}
+
+/// Checks the ensemble `config` against its steps' configurations, each completed from
+/// its model (nested ensembles checked in turn; `within` are the ensembles being checked,
+/// to refuse a cycle).
+fn check_ensemble(
+    repository: &ModelRepository,
+    config: &ModelConfig,
+    engine: &EngineArgs,
+    within: &mut Vec<String>,
+) -> Result<(), String> {
+    within.push(config.name.clone());
+    let mut steps = Vec::new();
+    for (i, step) in config.steps().iter().enumerate() {
+        let failed = |reason: String| {
+            format!(
+                "ensemble_scheduling.step[{i}] (model '{}'): {reason}",
+                step.model_name
+            )
+        };
+        if within.contains(&step.model_name) {
+            return Err(failed(format!(
+                "ensembles that run each other make a cycle: {} -> {}",
+                within.join(" -> "),
+                step.model_name
+            )));
+        }
+        let description = repository
+            .load(&step.model_name)
+            .map_err(|e| failed(repository.redact(&e.to_string())))?;
+        let step_config = match description.config {
+            Some(nested) if nested.is_ensemble() => {
+                check_ensemble(repository, &nested, engine, within).map_err(failed)?;
+                nested
+            }
+            _ => {
+                let versions = load(repository, &step.model_name, engine).map_err(failed)?;
+                let chosen = match step.version() {
+                    None => versions.into_iter().last(),
+                    Some(v) => versions.into_iter().find(|m| m.version == v),
+                };
+                chosen
+                    .ok_or_else(|| failed(format!("version {} is not served", step.model_version)))?
+                    .config
+            }
+        };
+        steps.push(step_config);
+    }
+    within.pop();
+    let configs: Vec<&ModelConfig> = steps.iter().collect();
+    config
+        .check_steps(&configs)
+        .map_err(|e| repository.redact(&e.to_string()))
 }
 
 /// Every version of `name` the version policy selects, loaded; or why not, with paths
@@ -121,9 +177,22 @@ fn check(path: &std::path::Path, engine: &EngineArgs) -> anyhow::Result<ExitCode
         for warning in &warnings {
             println!("{}: warning: {warning}", entry.name);
         }
-        match load(&repository, &entry.name, engine) {
+        let checked = repository
+            .load(&entry.name)
+            .map_err(|e| repository.redact(&e.to_string()))
+            .and_then(|description| match description.config {
+                Some(config) if config.is_ensemble() => {
+                    check_ensemble(&repository, &config, engine, &mut Vec::new())?;
+                    Ok(description.versions.iter().map(|v| v.version).collect())
+                }
+                _ => Ok(load(&repository, &entry.name, engine)?
+                    .iter()
+                    .map(|v| v.version)
+                    .collect::<Vec<u64>>()),
+            });
+        match checked {
             Ok(versions) => {
-                let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+                let numbers: Vec<String> = versions.iter().map(u64::to_string).collect();
                 println!("{}: ok (versions {})", entry.name, numbers.join(", "));
             }
             Err(reason) => {

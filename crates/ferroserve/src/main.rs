@@ -8,8 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod accuracy;
 mod classify;
 mod config;
+mod engine;
 mod serve;
 
 /// ferroserve: a low-latency inference server for ONNX image classifiers.
@@ -49,6 +51,9 @@ enum Command {
     /// Measure a server's throughput and latency percentiles under load (closed or open
     /// loop, HTTP, gRPC or images), or the engine alone in this process.
     Bench(ferroserve_bench::BenchArgs),
+    /// Measure how often an engine, a precision or a quantized model changes a
+    /// classifier's top-1 and top-5 against a reference, over image files and folders.
+    Accuracy(accuracy::AccuracyArgs),
     /// Check a Triton model repository without serving it, or print a model's
     /// completed configuration.
     Config(config::ConfigArgs),
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Classify(args) => classify::run(args),
         Command::Config(args) => config::run(args),
+        Command::Accuracy(args) => accuracy::run(args),
         Command::Bench(mut args) => {
             args.model_repository
                 .get_or_insert_with(default_model_repository);

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferroserve_core::Links;
-use ferroserve_engine::{EngineKind, EngineOptions};
 use ferroserve_runtime::{LoadOptions, ModelControlMode, Naive, RuntimeOptions};
 use ferroserve_server::access::{AccessRules, Restriction};
 use ferroserve_server::connections::{ConnectionLimits, TlsFiles};
 use ferroserve_server::http::HttpLimits;
 use ferroserve_server::{ServeConfig, TuneConfig};
+
+use crate::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -78,12 +79,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     load_models: Vec<String>,
-    /// Inference engine for every model: onnxruntime or tract. Default: each config's backend.
-    #[arg(long, env = "FERROSERVE_ENGINE")]
-    engine: Option<EngineKind>,
-    /// Path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).
-    #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIBRARY")]
-    onnxruntime_library: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Threads per model instance. Default: the cores shared among a model's instances.
     #[arg(long, env = "FERROSERVE_INTRA_OP_THREADS")]
     intra_op_threads: Option<usize>,
@@ -226,11 +223,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         control_mode: args.model_control_mode,
         startup_models: args.load_models.clone(),
         load: LoadOptions {
-            engine: args.engine,
-            engine_options: EngineOptions {
-                intra_op_threads: 1,
-                onnxruntime_library: args.onnxruntime_library.clone(),
-            },
+            engine: args.engine.engine,
+            engine_options: args.engine.options(),
             intra_op_threads: args.intra_op_threads,
             max_queue_size: args.max_queue_size,
             max_queue_wait: (args.max_queue_wait_ms > 0)

@@ -256,6 +256,48 @@ fn bench_in_process_measures_the_engine_alone() {
     );
 }
 
+/// Both engines with libraries, every arrangement `--tune` chooses among (on 2 cores `2x1`
+/// and `1x2`), and the engine and precision in the report.
+#[test]
+fn bench_in_process_covers_every_engine_and_arrangement() {
+    let dir = tempfile::tempdir().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for engine in ["onnxruntime", "openvino"] {
+        let report = bench_json(
+            &[
+                "--in-process",
+                "--model",
+                MODEL,
+                "--concurrency",
+                "2",
+                "--engine",
+                engine,
+                "--precision",
+                "f32",
+            ],
+            dir.path(),
+            engine,
+        );
+        assert_eq!(report["engine"], engine);
+        assert_eq!(report["precision"], "f32");
+        assert_clean_runs(&report, "concurrency", &[2.0]);
+        let measured: Vec<&str> = report["arrangements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["arrangement"].as_str().unwrap())
+            .collect();
+        let mut expected = vec![format!("{cores}x1")];
+        if cores > 1 {
+            expected.push(format!("1x{cores}"));
+        }
+        assert!(
+            expected.iter().all(|e| measured.contains(&e.as_str())),
+            "{engine}: {measured:?}"
+        );
+    }
+}
+
 #[test]
 fn bench_in_process_refuses_an_unknown_model() {
     let output = bench(&["--in-process", "--model", "no-such-model"]);

@@ -1,5 +1,5 @@
-//! `ferroserve classify` end to end: the real binary on the sample photos, on both
-//! engines, and on files that are not images.
+//! `ferroserve classify` end to end: the real binary on the sample photos, on every
+//! engine, and on files that are not images.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,11 +55,17 @@ fn sample_photos_are_recognised(engine: &str) {
         "the folder's four images, in order: {labels:?}"
     );
     assert!(stderr.contains("4 images, 0 failed"), "{stderr}");
+    assert!(stderr.contains(&format!("on {engine} ")), "{stderr}");
 }
 
 #[test]
 fn sample_photos_on_onnxruntime() {
     sample_photos_are_recognised("onnxruntime");
+}
+
+#[test]
+fn sample_photos_on_openvino() {
+    sample_photos_are_recognised("openvino");
 }
 
 #[test]
@@ -135,4 +141,33 @@ fn a_missing_onnxruntime_library_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("setup-onnxruntime.sh"), "{stderr}");
+}
+
+#[test]
+fn a_missing_openvino_library_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
+        .args([
+            "classify",
+            "--engine",
+            "openvino",
+            "--openvino-library",
+            "/nonexistent/libopenvino_c.so.2641",
+        ])
+        .arg(images().join("cat.jpg"))
+        .env_remove("OPENVINO_LIB_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"));
+    for says in [
+        "efficientnet-lite0",
+        "efficientnet-lite0/1/model.onnx",
+        "setup-openvino.sh",
+    ] {
+        assert!(line.contains(says), "'{line}' should say '{says}'");
+    }
 }

@@ -12,9 +12,9 @@ impl ModelConfig {
     ///
     /// The rules:
     ///
-    /// - The model *can batch* when every input and output has at least two dimensions and
-    ///   a first dimension of `-1`. (A tensor whose only dimension is the batch would need
-    ///   Triton's `reshape`, which ferroserve does not support.)
+    /// - The model *can batch* when every input and output has a first dimension of `-1`
+    ///   and at least one more, or is declared with a `reshape` (a tensor whose only
+    ///   dimension is the batch is declared as `dims: [1]` with `reshape: { shape: [] }`).
     /// - `max_batch_size` not given: if the model can batch and no declared input or output
     ///   spells out the batch dimension (declares as many dims as the model's shape has),
     ///   it becomes [`DEFAULT_MAX_BATCH_SIZE`](Self::DEFAULT_MAX_BATCH_SIZE) and, unless
@@ -24,8 +24,9 @@ impl ModelConfig {
     /// - No inputs declared: every model input is added, `data_type` and `dims` from the
     ///   model (batch dimension dropped when `max_batch_size > 0`). The same for outputs.
     /// - Inputs declared: each must exist in the model with the same `data_type` and dims
-    ///   that fit the model's shape (`[-1] + dims` when `max_batch_size > 0`; a declared
-    ///   size may narrow a dynamic model dimension but not change a fixed one), and every
+    ///   that fit the model's shape (`[-1] + dims` when `max_batch_size > 0`, the
+    ///   `reshape` in place of `dims` when there is one; a declared size may narrow a
+    ///   dynamic model dimension but not change a fixed one), and every
     ///   model input must be declared. Declared outputs are checked the same way; model
     ///   outputs left undeclared are simply not served.
     ///
@@ -46,13 +47,19 @@ impl ModelConfig {
         inputs: &[TensorSpec],
         outputs: &[TensorSpec],
     ) -> Result<(), ConfigError> {
+        let reshaped = |name: &str| {
+            let input = self.input.iter().find(|i| i.name == name);
+            let output = self.output.iter().find(|o| o.name == name);
+            input.is_some_and(|i| i.reshape.is_some())
+                || output.is_some_and(|o| o.reshape.is_some())
+        };
         let can_batch = inputs
             .iter()
             .chain(outputs)
-            .all(|t| t.shape.len() >= 2 && t.shape[0] == -1);
+            .all(|t| t.shape.first() == Some(&-1) && (t.shape.len() >= 2 || reshaped(&t.name)));
         match self.max_batch_size {
             None => {
-                let spells_out_batch = self.declared_dims().any(|(name, dims)| {
+                let spells_out_batch = self.declared_model_dims().any(|(name, dims)| {
                     inputs
                         .iter()
                         .chain(outputs)
@@ -70,7 +77,9 @@ impl ModelConfig {
                 let unbatched = inputs
                     .iter()
                     .chain(outputs)
-                    .find(|t| t.shape.len() < 2 || t.shape[0] != -1)
+                    .find(|t| {
+                        t.shape.first() != Some(&-1) || (t.shape.len() < 2 && !reshaped(&t.name))
+                    })
                     .map(|t| format!(" ('{}' has shape {:?})", t.name, t.shape))
                     .unwrap_or_default();
                 return Err(self.invalid(
@@ -93,6 +102,7 @@ impl ModelConfig {
                     data_type: spec.dtype,
                     format: InputFormat::None,
                     dims,
+                    reshape: None,
                     optional: false,
                 });
             }
@@ -103,7 +113,7 @@ impl ModelConfig {
                     i,
                     &input.name,
                     input.data_type,
-                    &input.dims,
+                    input.model_dims(),
                     inputs,
                 )?;
             }
@@ -125,6 +135,7 @@ impl ModelConfig {
                     name: spec.name.clone(),
                     data_type: spec.dtype,
                     dims,
+                    reshape: None,
                     label_filename: String::new(),
                 });
             }
@@ -135,7 +146,7 @@ impl ModelConfig {
                     i,
                     &output.name,
                     output.data_type,
-                    &output.dims,
+                    output.model_dims(),
                     outputs,
                 )?;
             }
@@ -143,16 +154,14 @@ impl ModelConfig {
         self.validate()
     }
 
-    /// Names and dims of every declared input and output.
-    fn declared_dims(&self) -> impl Iterator<Item = (&str, &[i64])> {
-        let inputs = self
-            .input
-            .iter()
-            .map(|i| (i.name.as_str(), i.dims.as_slice()));
+    /// Names and model dims (the `reshape` when there is one) of every declared input
+    /// and output.
+    fn declared_model_dims(&self) -> impl Iterator<Item = (&str, &[i64])> {
+        let inputs = self.input.iter().map(|i| (i.name.as_str(), i.model_dims()));
         let outputs = self
             .output
             .iter()
-            .map(|o| (o.name.as_str(), o.dims.as_slice()));
+            .map(|o| (o.name.as_str(), o.model_dims()));
         inputs.chain(outputs)
     }
 
@@ -177,7 +186,8 @@ impl ModelConfig {
         Ok(dims.to_vec())
     }
 
-    /// Checks the declared input or output `section[index]` against the model's tensors.
+    /// Checks the declared input or output `section[index]`, whose model dims are `dims`
+    /// (its `reshape` when it has one), against the model's tensors.
     fn check_declared(
         &self,
         section: &str,
@@ -215,8 +225,13 @@ impl ModelConfig {
                 .zip(&spec.shape)
                 .all(|(&declared, &model)| model == -1 || declared == model);
         if !fits {
+            let reshaped = match section {
+                "input" => self.input.get(index).is_some_and(|i| i.reshape.is_some()),
+                _ => self.output.get(index).is_some_and(|o| o.reshape.is_some()),
+            };
+            let field = if reshaped { "reshape" } else { "dims" };
             return Err(self.invalid(
-                &format!("{section}[{index}].dims"),
+                &format!("{section}[{index}].{field}"),
                 format!(
                     "{dims:?} (full shape {full:?} with max_batch_size {}) does not fit \
                      model {section} '{name}' of shape {:?}",
@@ -228,7 +243,7 @@ impl ModelConfig {
         Ok(())
     }
 
-    fn invalid(&self, field: &str, message: String) -> ConfigError {
+    pub(super) fn invalid(&self, field: &str, message: String) -> ConfigError {
         ConfigError::Invalid {
             file: self.origin(),
             field: field.to_string(),

@@ -12,16 +12,19 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage, Value};
 
 use super::schema;
 use super::{
-    ConfigError, DynamicBatching, InputFormat, InstanceGroup, InstanceKind, ModelConfig,
-    ModelInput, ModelOutput, ModelParameter, QueuePolicy, ResponseCache, TimeoutAction,
-    VersionPolicy,
+    ConfigError, DynamicBatching, EnsembleScheduling, EnsembleStep, InputFormat, InstanceGroup,
+    InstanceKind, ModelConfig, ModelInput, ModelOutput, ModelParameter, QueuePolicy, Reshape,
+    ResponseCache, ShapeMap, TimeoutAction, VersionPolicy, ENSEMBLE_PLATFORM,
 };
 use crate::tensor::DataType;
 
-/// Platforms ferroserve serves.
-const PLATFORMS: &[&str] = &["onnxruntime_onnx"];
-/// Backends ferroserve serves: Triton's ONNX Runtime backend and ferroserve's tract.
-const BACKENDS: &[&str] = &["onnxruntime", "tract"];
+/// Platforms ferroserve serves: ONNX models, and ensembles of them.
+const PLATFORMS: &[&str] = &["onnxruntime_onnx", ENSEMBLE_PLATFORM];
+/// Backends ferroserve serves: Triton's ONNX Runtime and OpenVINO backends and
+/// ferroserve's tract.
+const BACKENDS: &[&str] = &["onnxruntime", "openvino", "tract"];
+/// CPU execution accelerators of Triton's ONNX Runtime backend that ferroserve runs.
+const CPU_ACCELERATORS: &[&str] = &["openvino"];
 
 /// Builds and validates the configuration in `message`, read from `file`.
 pub(super) fn model_config(
@@ -36,6 +39,8 @@ pub(super) fn model_config(
     config.source = Some(file.to_path_buf());
     config.warnings = decoder.warnings;
     config.validate()?;
+    let unused = config.openvino_parameters()?;
+    config.warnings.extend(unused);
     Ok(config)
 }
 
@@ -288,16 +293,59 @@ impl Decoder {
                 ("response_cache", Value::Message(cache)) => {
                     config.response_cache = Some(self.response_cache(cache));
                 }
+                ("optimization", Value::Message(optimization)) => {
+                    config.openvino_accelerator = self.optimization(optimization, path)?;
+                }
+                ("ensemble_scheduling", Value::Message(scheduling)) => {
+                    config.ensemble_scheduling = Some(self.ensemble_scheduling(scheduling, path)?);
+                }
                 _ => self.ignore(path, value),
             }
         }
         Ok(config)
     }
 
+    /// `optimization`: whether its CPU execution accelerators name `openvino` (the only
+    /// part ferroserve acts on; the rest, GPU accelerators included, is warned about).
+    fn optimization(&mut self, m: &DynamicMessage, path: &str) -> Result<bool, ConfigError> {
+        let mut openvino = false;
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            let accelerators = match (field.name(), value) {
+                ("execution_accelerators", Value::Message(accelerators)) => accelerators,
+                _ => {
+                    self.ignore(&fpath, value);
+                    continue;
+                }
+            };
+            for (field, value) in accelerators.fields() {
+                let apath = child(&fpath, field.name());
+                let ("cpu_execution_accelerator", Value::List(list)) = (field.name(), value) else {
+                    self.ignore(&apath, value);
+                    continue;
+                };
+                for accelerator in messages(list) {
+                    for (field, value) in accelerator.fields() {
+                        match (field.name(), value) {
+                            ("name", Value::String(name)) => {
+                                openvino |=
+                                    self.one_of(name, &child(&apath, "name"), CPU_ACCELERATORS)?
+                                        == "openvino";
+                            }
+                            _ => self.ignore(&child(&apath, field.name()), value),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(openvino)
+    }
+
     fn input(&mut self, m: &DynamicMessage, path: &str) -> Result<ModelInput, ConfigError> {
         let (mut name, mut data_type) = (String::new(), None);
         let mut format = InputFormat::None;
         let mut dims = Vec::new();
+        let mut reshape = None;
         let mut optional = false;
         for (field, value) in m.fields() {
             let fpath = child(path, field.name());
@@ -316,9 +364,7 @@ impl Decoder {
                     )?;
                 }
                 ("dims", Value::List(values)) => dims = self.dims(values, &fpath)?,
-                ("reshape", _) => self.warn(format!(
-                    "{fpath}: ignored, ferroserve does not reshape tensors"
-                )),
+                ("reshape", Value::Message(r)) => reshape = Some(self.reshape(r, &fpath)?),
                 ("optional", Value::Bool(b)) => optional = *b,
                 _ => self.ignore(&fpath, value),
             }
@@ -328,6 +374,7 @@ impl Decoder {
             data_type: data_type.ok_or_else(|| self.missing(&child(path, "data_type")))?,
             format,
             dims: self.required_dims(dims, path)?,
+            reshape,
             optional,
         })
     }
@@ -335,6 +382,7 @@ impl Decoder {
     fn output(&mut self, m: &DynamicMessage, path: &str) -> Result<ModelOutput, ConfigError> {
         let (mut name, mut data_type) = (String::new(), None);
         let mut dims = Vec::new();
+        let mut reshape = None;
         let mut label_filename = String::new();
         for (field, value) in m.fields() {
             let fpath = child(path, field.name());
@@ -344,9 +392,7 @@ impl Decoder {
                     data_type = Some(self.data_type(&field, *n, &fpath)?);
                 }
                 ("dims", Value::List(values)) => dims = self.dims(values, &fpath)?,
-                ("reshape", _) => self.warn(format!(
-                    "{fpath}: ignored, ferroserve does not reshape tensors"
-                )),
+                ("reshape", Value::Message(r)) => reshape = Some(self.reshape(r, &fpath)?),
                 ("label_filename", Value::String(f)) => label_filename = f.clone(),
                 _ => self.ignore(&fpath, value),
             }
@@ -355,8 +401,115 @@ impl Decoder {
             name: self.required_name(name, path)?,
             data_type: data_type.ok_or_else(|| self.missing(&child(path, "data_type")))?,
             dims: self.required_dims(dims, path)?,
+            reshape,
             label_filename,
         })
+    }
+
+    /// A `reshape`: its `shape`, which may be empty (a tensor that is only the batch).
+    fn reshape(&mut self, m: &DynamicMessage, path: &str) -> Result<Reshape, ConfigError> {
+        let mut shape = Vec::new();
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("shape", Value::List(values)) => shape = self.dims(values, &fpath)?,
+                _ => self.ignore(&fpath, value),
+            }
+        }
+        Ok(Reshape { shape })
+    }
+
+    /// `ensemble_scheduling`: its steps, each a model of the repository and the maps of
+    /// its tensors to the ensemble's.
+    fn ensemble_scheduling(
+        &mut self,
+        m: &DynamicMessage,
+        path: &str,
+    ) -> Result<EnsembleScheduling, ConfigError> {
+        let mut steps = Vec::new();
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("step", Value::List(values)) => {
+                    for (i, step) in messages(values).enumerate() {
+                        steps.push(self.ensemble_step(step, &format!("{path}.step[{i}]"))?);
+                    }
+                }
+                _ => self.ignore(&fpath, value),
+            }
+        }
+        Ok(EnsembleScheduling { steps })
+    }
+
+    fn ensemble_step(
+        &mut self,
+        m: &DynamicMessage,
+        path: &str,
+    ) -> Result<EnsembleStep, ConfigError> {
+        let mut step = EnsembleStep {
+            model_name: String::new(),
+            model_version: -1,
+            input_map: Default::default(),
+            output_map: Default::default(),
+        };
+        for (field, value) in m.fields() {
+            let fpath = child(path, field.name());
+            match (field.name(), value) {
+                ("model_name", Value::String(name)) => step.model_name = name.clone(),
+                ("model_version", Value::I64(version)) => {
+                    let rule = "must be -1 (the latest version) or a version number";
+                    step.model_version = self.int(*version, &fpath, -1, rule)?;
+                    if step.model_version == 0 {
+                        return Err(self.out_of_range(&fpath, 0, rule));
+                    }
+                }
+                ("input_map", Value::List(entries)) => {
+                    step.input_map = self.string_map(entries, &fpath)?;
+                }
+                ("output_map", Value::List(entries)) => {
+                    step.output_map = self.string_map(entries, &fpath)?;
+                }
+                _ => self.ignore(&fpath, value),
+            }
+        }
+        if step.model_name.is_empty() {
+            return Err(self.missing(&child(path, "model_name")));
+        }
+        Ok(step)
+    }
+
+    /// The entries of a `map<string, string>` field; a key given twice is an error.
+    fn string_map(
+        &self,
+        entries: &[Value],
+        path: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+        let mut map = std::collections::BTreeMap::new();
+        for entry in messages(entries) {
+            let text = |name: &str| match entry.get_field_by_name(name).as_deref() {
+                Some(Value::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let (key, value) = (text("key"), text("value"));
+            if key.is_empty() || value.is_empty() {
+                return Err(ConfigError::Invalid {
+                    file: self.file.clone(),
+                    field: path.to_string(),
+                    message: format!(
+                        "an entry maps '{key}' to '{value}': both tensor names are needed"
+                    ),
+                });
+            }
+            let fpath = child(path, &key);
+            if map.insert(key, value).is_some() {
+                return Err(ConfigError::Repeated {
+                    file: self.file.clone(),
+                    field: fpath,
+                    position: None,
+                });
+            }
+        }
+        Ok(map)
     }
 
     fn dims(&self, values: &[Value], path: &str) -> Result<Vec<i64>, ConfigError> {
@@ -584,6 +737,10 @@ impl ModelConfig {
                     name: input.name.clone(),
                 });
             }
+            if let Some(reshape) = &input.reshape {
+                ShapeMap::new(&input.dims, &reshape.shape)
+                    .map_err(|message| invalid(format!("input[{i}].reshape"), message))?;
+            }
             if input.format != InputFormat::None && input.dims.len() != 3 {
                 return Err(invalid(
                     format!("input[{i}].dims"),
@@ -604,7 +761,12 @@ impl ModelConfig {
                     name: output.name.clone(),
                 });
             }
+            if let Some(reshape) = &output.reshape {
+                ShapeMap::new(&output.dims, &reshape.shape)
+                    .map_err(|message| invalid(format!("output[{i}].reshape"), message))?;
+            }
         }
+        self.validate_ensemble()?;
         for (i, group) in self.instance_group.iter().enumerate() {
             if matches!(group.kind, InstanceKind::Cpu | InstanceKind::Model)
                 && !group.gpus.is_empty()
@@ -634,6 +796,7 @@ impl ModelConfig {
             }
         }
         self.preprocess_settings()?;
+        self.precision()?;
         Ok(())
     }
 }

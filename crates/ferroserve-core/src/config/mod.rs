@@ -16,10 +16,14 @@
 
 mod autocomplete;
 mod decode;
+mod ensemble;
 mod error;
+mod json;
 mod message;
+mod precision;
 mod preprocessing;
 mod schema;
+mod shape;
 mod text;
 
 /// Triton's `ModelConfig` message and the messages it holds, generated from
@@ -36,7 +40,13 @@ use serde::{Serialize, Serializer};
 
 use crate::tensor::{DataType, TensorSpec};
 
+/// The platform of an ensemble model.
+pub const ENSEMBLE_PLATFORM: &str = "ensemble";
+
+pub use ensemble::{EnsemblePlan, EnsembleScheduling, EnsembleStep};
 pub use error::{ConfigError, Position};
+pub use precision::{Precision, BF16_PARAMETER, PRECISION_PARAMETER};
+pub use shape::ShapeMap;
 
 /// A model's configuration: Triton's `ModelConfig` message, restricted to what ferroserve
 /// serves. Field names are Triton's.
@@ -44,9 +54,9 @@ pub use error::{ConfigError, Position};
 pub struct ModelConfig {
     /// The model name; must equal the name of the model's folder in the repository.
     pub name: String,
-    /// `onnxruntime_onnx`, or empty.
+    /// `onnxruntime_onnx`, `ensemble`, or empty.
     pub platform: String,
-    /// `onnxruntime`, `tract` (ferroserve's own), or empty.
+    /// `onnxruntime`, `openvino`, `tract` (ferroserve's own), or empty.
     pub backend: String,
     /// Which versions to serve; `None` serves the latest one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,13 +74,24 @@ pub struct ModelConfig {
     pub dynamic_batching: Option<DynamicBatching>,
     /// Execution instances of the model.
     pub instance_group: Vec<InstanceGroup>,
-    /// File name of the model inside each version folder; empty means `model.onnx`.
+    /// File name of the model inside each version folder; empty means `model.onnx`
+    /// (`model.xml` for the `openvino` backend).
     pub default_model_filename: String,
-    /// Free-form parameters; ferroserve reads its image preprocessing from `preprocess.*`.
+    /// Whether `optimization.execution_accelerators.cpu_execution_accelerator` names
+    /// `openvino`: Triton's ONNX Runtime backend then runs the model through ONNX
+    /// Runtime's OpenVINO execution provider, ferroserve on its OpenVINO engine.
+    #[serde(skip)]
+    pub openvino_accelerator: bool,
+    /// Free-form parameters; ferroserve reads its image preprocessing from `preprocess.*`
+    /// and the precision from `INFERENCE_PRECISION_HINT` or `HINT_BF16`
+    /// ([`ModelConfig::precision`]).
     pub parameters: BTreeMap<String, ModelParameter>,
     /// Present when the model's responses may be cached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_cache: Option<ResponseCache>,
+    /// The steps of an ensemble (`platform: "ensemble"`); `None` for any other model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble_scheduling: Option<EnsembleScheduling>,
     /// The file this configuration was read from; `None` when built from the model alone.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -178,8 +199,27 @@ pub struct ModelInput {
     pub format: InputFormat,
     /// Shape without the batch dimension when `max_batch_size > 0`; `-1` is any size.
     pub dims: Vec<i64>,
+    /// The shape the model takes instead of `dims` (batch dimension excluded), when the
+    /// two differ (Triton's `reshape`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<Reshape>,
     /// Whether requests may leave this input out.
     pub optional: bool,
+}
+
+impl ModelInput {
+    /// The dims the model itself takes: the `reshape` when there is one, else `dims`.
+    pub fn model_dims(&self) -> &[i64] {
+        self.reshape.as_ref().map_or(&self.dims, |r| &r.shape)
+    }
+}
+
+/// A tensor's shape in the model when it differs from the configured `dims` (Triton's
+/// `ModelTensorReshape`); batch dimension excluded, `-1` is any size, empty for a tensor
+/// whose only dimension is the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reshape {
+    pub shape: Vec<i64>,
 }
 
 /// One model output (Triton's `ModelOutput`).
@@ -190,8 +230,19 @@ pub struct ModelOutput {
     pub data_type: DataType,
     /// Shape without the batch dimension when `max_batch_size > 0`; `-1` is any size.
     pub dims: Vec<i64>,
+    /// The shape the model gives instead of `dims` (batch dimension excluded), when the
+    /// two differ (Triton's `reshape`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<Reshape>,
     /// Class labels for a classification output, relative to the model folder; empty if none.
     pub label_filename: String,
+}
+
+impl ModelOutput {
+    /// The dims the model itself gives: the `reshape` when there is one, else `dims`.
+    pub fn model_dims(&self) -> &[i64] {
+        self.reshape.as_ref().map_or(&self.dims, |r| &r.shape)
+    }
 }
 
 /// Dynamic batching settings (Triton's `ModelDynamicBatching`).
@@ -290,6 +341,11 @@ impl ModelConfig {
     /// The model file name used when `default_model_filename` is empty.
     pub const DEFAULT_MODEL_FILENAME: &'static str = "model.onnx";
 
+    /// The model file name of the `openvino` backend when `default_model_filename` is
+    /// empty, as in Triton's OpenVINO backend: OpenVINO IR, with its weights in
+    /// `model.bin` beside it.
+    pub const OPENVINO_MODEL_FILENAME: &'static str = "model.xml";
+
     /// An empty configuration for the model `name`, to be filled by
     /// [`ModelConfig::autocomplete`] when the model has no `config.pbtxt`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -304,8 +360,10 @@ impl ModelConfig {
             dynamic_batching: None,
             instance_group: Vec::new(),
             default_model_filename: String::new(),
+            openvino_accelerator: false,
             parameters: BTreeMap::new(),
             response_cache: None,
+            ensemble_scheduling: None,
             source: None,
             warnings: Vec::new(),
             message: Box::default(),
@@ -317,6 +375,17 @@ impl ModelConfig {
     pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let message = text::parse(text, file)?;
         let mut config = decode::model_config(&message, file)?;
+        config.message = Box::new(schema::to_proto(&message));
+        Ok(config)
+    }
+
+    /// Parses and validates a configuration given as JSON, the way Triton's model
+    /// repository extension sends one with a load request (the `ModelConfig` message in
+    /// protobuf's JSON mapping: field names as in the schema or in lowerCamelCase, enums by
+    /// name). `origin` names it in error messages and becomes [`ModelConfig::source`].
+    pub fn from_json(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let message = json::parse(text, origin)?;
+        let mut config = decode::model_config(&message, origin)?;
         config.message = Box::new(schema::to_proto(&message));
         Ok(config)
     }
@@ -337,11 +406,16 @@ impl ModelConfig {
 
     /// The model file name inside each version folder.
     pub fn model_filename(&self) -> &str {
-        if self.default_model_filename.is_empty() {
-            Self::DEFAULT_MODEL_FILENAME
-        } else {
-            &self.default_model_filename
+        match (self.default_model_filename.as_str(), self.backend.as_str()) {
+            ("", "openvino") => Self::OPENVINO_MODEL_FILENAME,
+            ("", _) => Self::DEFAULT_MODEL_FILENAME,
+            (filename, _) => filename,
         }
+    }
+
+    /// Whether this is an ensemble of other models (`platform: "ensemble"`).
+    pub fn is_ensemble(&self) -> bool {
+        self.platform == ENSEMBLE_PLATFORM
     }
 
     /// The string value of parameter `key`.
@@ -349,8 +423,9 @@ impl ModelConfig {
         self.parameters.get(key).map(|p| p.string_value.as_str())
     }
 
-    /// The inputs as the model sees them: full shapes, with a leading `-1` batch
-    /// dimension when `max_batch_size > 0`.
+    /// The inputs as requests carry them (`dims`, which a `reshape` may change on the way
+    /// to the model): full shapes, with a leading `-1` batch dimension when
+    /// `max_batch_size > 0`.
     pub fn input_specs(&self) -> Vec<TensorSpec> {
         self.input
             .iter()
@@ -358,8 +433,8 @@ impl ModelConfig {
             .collect()
     }
 
-    /// The outputs as the model produces them: full shapes, with a leading `-1` batch
-    /// dimension when `max_batch_size > 0`.
+    /// The outputs as responses carry them (`dims`): full shapes, with a leading `-1`
+    /// batch dimension when `max_batch_size > 0`.
     pub fn output_specs(&self) -> Vec<TensorSpec> {
         self.output
             .iter()

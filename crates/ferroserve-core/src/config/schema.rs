@@ -96,3 +96,18 @@ pub(super) fn to_json(message: &proto::ModelConfig) -> serde_json::Value {
         .serialize_with_options(serde_json::value::Serializer, &options)
         .expect("every message serialises to JSON: map keys are written as strings")
 }
+
+/// `inference.ModelConfig` as written (proto3, maps as maps): the message a JSON
+/// configuration is read into.
+pub(super) fn model_config() -> MessageDescriptor {
+    pool()
+        .get_message_by_name(MODEL_CONFIG)
+        .expect("the schema defines inference.ModelConfig")
+}
+
+/// `message` (of [`model_config`]) as a message of [`text_model_config`], as if read from
+/// a file: the fields set, and every map entry a repeated entry message.
+pub(super) fn as_text_message(message: &DynamicMessage) -> DynamicMessage {
+    DynamicMessage::decode(text_model_config(), message.encode_to_vec().as_slice())
+        .expect("both schemas encode a ModelConfig the same way")
+}

@@ -92,6 +92,9 @@ fn parses_a_realistic_triton_configuration() {
             data_type: DataType::Fp32,
             format: InputFormat::Nchw,
             dims: vec![3, 224, 224],
+            reshape: Some(Reshape {
+                shape: vec![1, 3, 224, 224]
+            }),
             optional: false,
         }]
     );
@@ -101,6 +104,7 @@ fn parses_a_realistic_triton_configuration() {
             name: "probabilities".into(),
             data_type: DataType::Fp32,
             dims: vec![1000],
+            reshape: None,
             label_filename: "imagenet_labels.txt".into(),
         }]
     );
@@ -143,7 +147,6 @@ fn parses_a_realistic_triton_configuration() {
     assert_eq!(
         config.warnings,
         vec![
-            "input[0].reshape: ignored, ferroserve does not reshape tensors",
             "optimization.cuda.graphs: not used by ferroserve, ignored",
             "model_warmup.name: not used by ferroserve, ignored",
             "model_warmup.batch_size: not used by ferroserve, ignored",
@@ -642,7 +645,8 @@ fn autocomplete_keeps_the_batch_dimension_of_models_that_cannot_batch() {
     assert_eq!(config.dynamic_batching, None);
     assert_eq!(config.input[0].dims, vec![1, 3, 224, 224]);
 
-    // A tensor whose only dimension is the batch would need a reshape: no batching.
+    // A tensor whose only dimension is the batch needs a reshape: without one, no
+    // batching.
     let mut config = ModelConfig::new("scores");
     config
         .autocomplete(
@@ -652,6 +656,165 @@ fn autocomplete_keeps_the_batch_dimension_of_models_that_cannot_batch() {
         .expect("completes");
     assert_eq!(config.max_batch_size, Some(0));
     assert_eq!(config.output[0].dims, vec![-1]);
+
+    // With one (Triton's example: `dims: [1]`, `reshape: { shape: [] }`), it batches.
+    let mut config =
+        parse(r#"output { name: "score" data_type: TYPE_FP32 dims: [1] reshape { shape: [] } }"#);
+    config
+        .autocomplete(
+            &[spec("input", DataType::Fp32, &[-1, 16])],
+            &[spec("score", DataType::Fp32, &[-1])],
+        )
+        .expect("completes");
+    assert_eq!(
+        config.max_batch_size,
+        Some(ModelConfig::DEFAULT_MAX_BATCH_SIZE)
+    );
+    assert_eq!(config.output[0].dims, vec![1]);
+    assert_eq!(config.output[0].model_dims(), &[] as &[i64]);
+}
+
+#[test]
+fn a_reshape_lets_declared_dims_differ_from_the_model() {
+    // The model takes one image with its batch dimension; clients send [3, 224, 224].
+    let mut config = parse(
+        r#"
+        max_batch_size: 0
+        input { name: "input" data_type: TYPE_FP32 dims: [3, 224, 224] reshape { shape: [1, 3, 224, 224] } }
+        output { name: "logits" data_type: TYPE_FP32 dims: [1000] reshape { shape: [1, 1000] } }
+        "#,
+    );
+    config
+        .autocomplete(
+            &[spec("input", DataType::Fp32, &[1, 3, 224, 224])],
+            &[spec("logits", DataType::Fp32, &[1, 1000])],
+        )
+        .expect("completes");
+    assert_eq!(config.input[0].dims, vec![3, 224, 224]);
+    assert_eq!(config.input[0].model_dims(), &[1, 3, 224, 224]);
+    assert_eq!(
+        config.input_specs()[0].shape,
+        vec![3, 224, 224],
+        "requests carry the dims"
+    );
+
+    // Without the reshape the same dims do not fit the model.
+    let mut plain = parse(
+        r#"
+        max_batch_size: 0
+        input { name: "input" data_type: TYPE_FP32 dims: [3, 224, 224] }
+        "#,
+    );
+    let error = plain
+        .autocomplete(
+            &[spec("input", DataType::Fp32, &[1, 3, 224, 224])],
+            &[spec("logits", DataType::Fp32, &[1, 1000])],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("input[0].dims"), "{error}");
+
+    // A reshape that does not fit the model is named as such.
+    let mut wrong = parse(
+        r#"
+        max_batch_size: 0
+        input { name: "input" data_type: TYPE_FP32 dims: [3, 224, 224] reshape { shape: [3, 224, 224] } }
+        "#,
+    );
+    let error = wrong
+        .autocomplete(
+            &[spec("input", DataType::Fp32, &[1, 3, 224, 224])],
+            &[spec("logits", DataType::Fp32, &[1, 1000])],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("input[0].reshape"), "{error}");
+}
+
+#[test]
+fn a_reshape_must_hold_the_same_elements_as_the_dims() {
+    let error = parse_err(
+        r#"input { name: "x" data_type: TYPE_FP32 dims: [3, 224, 224] reshape { shape: [1, 3, 224] } }"#,
+    )
+    .to_string();
+    assert!(error.contains(": input[0].reshape: "), "{error}");
+    assert!(error.contains("same elements"), "{error}");
+    let error = parse_err(
+        r#"
+        input { name: "x" data_type: TYPE_FP32 dims: [4] }
+        output { name: "y" data_type: TYPE_FP32 dims: [-1, 4] reshape { shape: [4] } }
+        "#,
+    )
+    .to_string();
+    assert!(error.contains(": output[0].reshape: "), "{error}");
+}
+
+#[test]
+fn a_json_configuration_reads_as_its_text_would() {
+    let json = r#"{
+        "name": "resnet50",
+        "max_batch_size": 8,
+        "input": [{"name": "x", "data_type": "TYPE_FP32", "format": "FORMAT_NCHW",
+                   "dims": [3, 224, 224], "reshape": {"shape": [1, 3, 224, 224]}}],
+        "output": [{"name": "y", "dataType": "TYPE_FP32", "dims": ["1000"]}],
+        "version_policy": {"specific": {"versions": [2]}},
+        "instance_group": [{"count": 2, "kind": "KIND_CPU"}],
+        "parameters": {"preprocess.crop": {"string_value": "224"}},
+        "optimization": {"cuda": {"graphs": true}}
+    }"#;
+    let config = ModelConfig::from_json(json, Path::new("request")).expect("parses");
+    let text = parse(
+        r#"
+        name: "resnet50"
+        max_batch_size: 8
+        input { name: "x" data_type: TYPE_FP32 format: FORMAT_NCHW dims: [3, 224, 224] reshape { shape: [1, 3, 224, 224] } }
+        output { name: "y" data_type: TYPE_FP32 dims: [1000] }
+        version_policy { specific { versions: [2] } }
+        instance_group { count: 2 kind: KIND_CPU }
+        parameters { key: "preprocess.crop" value { string_value: "224" } }
+        optimization { cuda { graphs: true } }
+        "#,
+    );
+    assert_eq!(config.input, text.input);
+    assert_eq!(config.output, text.output);
+    assert_eq!(config.max_batch_size, text.max_batch_size);
+    assert_eq!(config.version_policy, text.version_policy);
+    assert_eq!(config.instance_group, text.instance_group);
+    assert_eq!(config.parameters, text.parameters);
+    assert_eq!(config.warnings, text.warnings);
+    assert_eq!(config.to_json(), text.to_json());
+    assert_eq!(config.source.as_deref(), Some(Path::new("request")));
+
+    // Triton's own lifecycle test overrides only the backend and the versions.
+    let partial = ModelConfig::from_json(
+        r#"{"backend":"onnxruntime","version_policy":{"specific" : { "versions": [2] }} }"#,
+        Path::new("request"),
+    )
+    .expect("parses");
+    assert!(partial.input.is_empty());
+    assert_eq!(partial.max_batch_size, None, "left to autocompletion");
+}
+
+#[test]
+fn json_errors_name_the_field_or_the_position() {
+    let error = ModelConfig::from_json(r#"{"inputs": []}"#, Path::new("request"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("request:1:"), "{error}");
+    assert!(error.contains("inputs"), "{error}");
+    let error = ModelConfig::from_json("{\n  \"name\": 3\n}", Path::new("request"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("request:2:"), "{error}");
+    let error = ModelConfig::from_json(
+        r#"{"input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [0]}]}"#,
+        Path::new("request"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("input[0].dims"), "{error}");
+    assert!(ModelConfig::from_json("[1]", Path::new("request")).is_err());
+    assert!(ModelConfig::from_json("{} {}", Path::new("request")).is_err());
 }
 
 #[test]
@@ -1084,7 +1247,7 @@ fn to_json_echoes_the_whole_file() {
     let mut config = parse(TRITON_EXAMPLE);
     config
         .autocomplete(
-            &[spec("pixel_values", DataType::Fp32, &[-1, 3, 224, 224])],
+            &[spec("pixel_values", DataType::Fp32, &[-1, 1, 3, 224, 224])],
             &[
                 spec("probabilities", DataType::Fp32, &[-1, 1000]),
                 spec("features", DataType::Fp32, &[-1, 1280]),
@@ -1149,7 +1312,7 @@ fn to_proto_overlays_the_typed_view_on_the_file() {
     let (inputs, outputs) = classifier_io();
     let mut config = parse(
         r#"
-        input { name: "input" data_type: TYPE_FP32 dims: [3, 224, 224] reshape { shape: [1, 3, 224, 224] } }
+        input { name: "input" data_type: TYPE_FP32 dims: [3, 50176] reshape { shape: [3, 224, 224] } }
         instance_group { count: 2 kind: KIND_CPU rate_limiter { priority: 3 } }
         optimization { execution_accelerators { cpu_execution_accelerator { name: "openvino" } } }
         dynamic_batching { preserve_ordering: true }
@@ -1161,10 +1324,10 @@ fn to_proto_overlays_the_typed_view_on_the_file() {
     assert_eq!(message.output.len(), 1, "completed");
     assert_eq!(message.output[0].name, "logits");
     assert_eq!(message.output[0].dims, vec![1000]);
-    assert_eq!(message.input[0].dims, vec![3, 224, 224]);
+    assert_eq!(message.input[0].dims, vec![3, 50176]);
     assert_eq!(
         message.input[0].reshape.as_ref().map(|r| r.shape.clone()),
-        Some(vec![1, 3, 224, 224])
+        Some(vec![3, 224, 224])
     );
     assert_eq!(message.instance_group[0].count, 2);
     assert_eq!(
@@ -1257,6 +1420,7 @@ fn to_json_contains_execution_accelerators_and_model_warmup() {
         ]
         "#
     ));
+    assert!(config.openvino_accelerator);
     let value = config.to_json();
     assert_eq!(
         value["optimization"]["execution_accelerators"]["cpu_execution_accelerator"],
@@ -1277,7 +1441,6 @@ fn to_json_contains_execution_accelerators_and_model_warmup() {
     assert_eq!(
         config.warnings,
         vec![
-            "optimization.execution_accelerators.cpu_execution_accelerator.name: not used by ferroserve, ignored",
             "model_warmup.name: not used by ferroserve, ignored",
             "model_warmup.batch_size: not used by ferroserve, ignored",
             "model_warmup.inputs.x.data_type: not used by ferroserve, ignored",
@@ -1315,4 +1478,120 @@ fn stateful_and_decoupled_models_are_refused_by_name() {
             "{message}"
         );
     }
+}
+
+#[test]
+fn the_openvino_backend_and_accelerator_are_read() {
+    let backend = parse(&format!("backend: \"openvino\"\n{IO}"));
+    assert_eq!(backend.backend, "openvino");
+    assert_eq!(
+        backend.model_filename(),
+        "model.xml",
+        "Triton's OpenVINO layout"
+    );
+    assert!(!backend.openvino_accelerator);
+
+    let accelerated = parse(&format!(
+        r#"platform: "onnxruntime_onnx"
+        {IO}
+        optimization {{ execution_accelerators {{
+            cpu_execution_accelerator: [ {{ name: "openvino" }} ]
+            gpu_execution_accelerator: [ {{ name: "tensorrt" }} ]
+        }} }}"#
+    ));
+    assert!(accelerated.openvino_accelerator);
+    assert_eq!(accelerated.model_filename(), "model.onnx");
+    assert_eq!(
+        accelerated.warnings,
+        ["optimization.execution_accelerators.gpu_execution_accelerator.name: not used by ferroserve, ignored"]
+    );
+
+    let plain = parse(IO);
+    assert!(!plain.openvino_accelerator);
+    assert_eq!(plain.model_filename(), "model.onnx");
+
+    match parse_err(
+        "optimization { execution_accelerators { cpu_execution_accelerator: [ { name: \"dnnl\" } ] } }",
+    ) {
+        ConfigError::Unsupported {
+            field,
+            value,
+            supported,
+            ..
+        } => {
+            assert_eq!(
+                field,
+                "optimization.execution_accelerators.cpu_execution_accelerator.name"
+            );
+            assert_eq!((value.as_str(), supported.as_str()), ("dnnl", "openvino"));
+        }
+        other => panic!("expected Unsupported, got {other}"),
+    }
+}
+
+#[test]
+fn the_precision_comes_from_openvino_and_triton_parameter_names() {
+    let with = |parameters: &str| format!("{IO}\n{parameters}");
+    let hint = |value: &str| {
+        with(&format!(
+            r#"parameters {{ key: "INFERENCE_PRECISION_HINT" value {{ string_value: "{value}" }} }}"#
+        ))
+    };
+    assert_eq!(parse(IO).precision().unwrap(), None);
+    for (value, precision) in [
+        ("f32", Precision::F32),
+        ("bf16", Precision::Bf16),
+        ("F16", Precision::F16),
+        ("int8", Precision::Int8),
+        ("auto", Precision::Auto),
+    ] {
+        assert_eq!(parse(&hint(value)).precision().unwrap(), Some(precision));
+    }
+    let triton = with(r#"parameters { key: "HINT_BF16" value { string_value: "YES" } }"#);
+    assert_eq!(parse(&triton).precision().unwrap(), Some(Precision::Bf16));
+
+    let unknown = parse_err(&hint("f64")).to_string();
+    assert_eq!(
+        unknown,
+        format!("{FILE}: parameters.INFERENCE_PRECISION_HINT: unknown precision 'f64': expected one of auto, f32, bf16, f16, int8")
+    );
+    let no = parse_err(&with(
+        r#"parameters { key: "HINT_BF16" value { string_value: "NO" } }"#,
+    ))
+    .to_string();
+    assert!(no.contains("parameters.HINT_BF16: expected `YES`"), "{no}");
+    let conflict = parse_err(&with(
+        r#"parameters { key: "HINT_BF16" value { string_value: "YES" } }
+        parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "f32" } }"#,
+    ))
+    .to_string();
+    assert!(conflict.contains("asks for bf16 but"), "{conflict}");
+}
+
+#[test]
+fn openvino_stream_parameters_are_warned_about_and_devices_other_than_the_cpu_refused() {
+    let config = parse(&format!(
+        r#"{IO}
+        parameters {{ key: "NUM_STREAMS" value {{ string_value: "2" }} }}
+        parameters {{ key: "PERFORMANCE_HINT" value {{ string_value: "THROUGHPUT" }} }}
+        parameters {{ key: "TARGET_DEVICE" value {{ string_value: "CPU" }} }}"#
+    ));
+    let warned: Vec<_> = config
+        .warnings
+        .iter()
+        .map(|w| w.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        warned,
+        ["parameters.NUM_STREAMS", "parameters.PERFORMANCE_HINT"]
+    );
+    assert!(config.warnings[0].contains("one OpenVINO stream"));
+    let gpu = parse_err(&format!(
+        r#"{IO} parameters {{ key: "TARGET_DEVICE" value {{ string_value: "GPU" }} }}"#
+    ));
+    assert!(
+        gpu.to_string()
+            .contains("parameters.TARGET_DEVICE: `GPU` is not supported"),
+        "{gpu}"
+    );
 }

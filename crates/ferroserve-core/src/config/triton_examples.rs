@@ -31,12 +31,14 @@ fn example(name: &str) -> String {
 }
 
 /// `text` without its `platform` and `backend` lines: ferroserve refuses every platform
-/// but ONNX Runtime before looking at the rest of the file.
+/// but ONNX Runtime and ensembles before looking at the rest of the file. An ensemble
+/// keeps its platform line.
 fn without_platform(text: &str) -> String {
     text.lines()
         .filter(|line| {
             let line = line.trim_start();
-            !line.starts_with("platform:") && !line.starts_with("backend:")
+            let ensemble = line.starts_with("platform:") && line.contains("\"ensemble\"");
+            ensemble || (!line.starts_with("platform:") && !line.starts_with("backend:"))
         })
         .map(|line| format!("{line}\n"))
         .collect()
@@ -49,8 +51,9 @@ const NOT_CONFIGURATIONS: &[&str] = &[
     "docs/user_guide/trace.md.L332.pbtxt",
 ];
 
-/// The examples that ferroserve refuses once read (platform and backend lines left out),
-/// each with the field its error names and why. Most are Triton's own negative tests;
+/// The examples that ferroserve refuses once read (platform and backend lines left out,
+/// but an ensemble's platform kept), each with the field its error names and why. Most
+/// are Triton's own negative tests (among them every reshape and ensemble one);
 /// the others leave to Triton's auto-completion what ferroserve requires, or use a type
 /// ferroserve does not serve.
 const REFUSED: &[(&str, &str, &str)] = &[
@@ -133,6 +136,190 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "qa/python_models/identity_bf16/config.pbtxt",
         "input[0].data_type",
         "TYPE_BF16, which ferroserve does not serve",
+    ),    (
+        "docs/user_guide/ensemble_models.md.L205.pbtxt",
+        "ensemble_scheduling",
+        "a fragment of the documentation, without its platform line",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/ensemble_scheduling_no_set/config.pbtxt",
+        "ensemble_scheduling.step",
+        "Triton's negative test of ensembles: ensemble scheduling no set",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/has_backend/config.pbtxt",
+        "ensemble_scheduling.step",
+        "Triton's negative test of ensembles: has backend",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/no_input_map/config.pbtxt",
+        "ensemble_scheduling.step[1].input_map",
+        "Triton's negative test of ensembles: no input map",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/no_model_name/config.pbtxt",
+        "ensemble_scheduling.step[1].model_name",
+        "Triton's negative test of ensembles: no model name",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/no_output_map/config.pbtxt",
+        "ensemble_scheduling.step[1].output_map",
+        "Triton's negative test of ensembles: no output map",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/no_step/config.pbtxt",
+        "ensemble_scheduling.step",
+        "Triton's negative test of ensembles: no step",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/no_step_2/config.pbtxt",
+        "ensemble_scheduling.step",
+        "Triton's negative test of ensembles: no step 2",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/output_to_tensor_overmapped/config.pbtxt",
+        "ensemble_scheduling.step[2].output_map.output2",
+        "Triton's negative test of ensembles: output to tensor overmapped",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/redundant_tensor_as_input/config.pbtxt",
+        "ensemble_scheduling.step[1].input_map.input",
+        "Triton's negative test of ensembles: redundant tensor as input",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/redundant_tensor_as_output/config.pbtxt",
+        "ensemble_scheduling.step[1].output_map.output3",
+        "Triton's negative test of ensembles: redundant tensor as output",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/tensor_to_input_overmapped/config.pbtxt",
+        "ensemble_scheduling.step[3].input_map.input4",
+        "Triton's negative test of ensembles: tensor to input overmapped",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/unreachable_input/config.pbtxt",
+        "input[1]",
+        "Triton's negative test of ensembles: unreachable input",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/unreachable_output/config.pbtxt",
+        "output[1]",
+        "Triton's negative test of ensembles: unreachable output",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/unreachable_output_2/config.pbtxt",
+        "ensemble_scheduling.step",
+        "Triton's negative test of ensembles: unreachable output 2",
+    ),
+    (
+        "qa/L0_model_config/autofill_noplatform/ensemble/unreachable_output_3/config.pbtxt",
+        "ensemble_scheduling.step[1].input_map.input",
+        "Triton's negative test of ensembles: unreachable output 3",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/ensemble_scheduling_set/config.pbtxt",
+        "ensemble_scheduling",
+        "Triton's negative test: ensemble_scheduling on a model that is no ensemble",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_elementcount0/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_elementcount1/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_elementcount2/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_elementcount3/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_variable0/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_variable1/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_variable2/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_variable3/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_variable4/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_variable5/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_zerodims0/config.pbtxt",
+        "input[0].reshape.shape",
+        "Triton's negative test: a reshape dimension of 0",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_nobatch_zerodims1/config.pbtxt",
+        "output[0].reshape.shape",
+        "Triton's negative test: a reshape dimension of 0",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_variable0/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_variable1/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_variable2/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_variable3/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_variable4/config.pbtxt",
+        "input[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_variable5/config.pbtxt",
+        "output[0].reshape",
+        "Triton's negative test: a reshape of another size than its dims",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_zerodims0/config.pbtxt",
+        "input[0].reshape.shape",
+        "Triton's negative test: a reshape dimension of 0",
+    ),
+    (
+        "qa/L0_model_config/noautofill_platform/reshape_zerodims1/config.pbtxt",
+        "output[0].reshape.shape",
+        "Triton's negative test: a reshape dimension of 0",
     ),
 ];
 

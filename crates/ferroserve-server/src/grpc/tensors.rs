@@ -283,7 +283,7 @@ mod tests {
         let mut request = infer_request(request)?;
         match request.inputs.remove(0).data().clone() {
             InputData::Raw(bytes) => Ok(bytes),
-            InputData::Strings(_) => panic!("expected fixed-size elements"),
+            _ => panic!("expected fixed-size elements"),
         }
     }
 

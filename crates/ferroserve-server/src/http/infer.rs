@@ -431,7 +431,7 @@ mod tests {
     fn raw(input: &InferInput) -> &[u8] {
         match input.data() {
             InputData::Raw(data) => data,
-            InputData::Strings(_) => panic!("expected raw data"),
+            _ => panic!("expected raw data"),
         }
     }
 

@@ -39,8 +39,9 @@ use serde_json::{json, Map, Value};
 
 use crate::access::{AccessRules, ApiGroup};
 use crate::traces::{Ended, RequestSpan, Served, Traces};
+use base64::Engine as _;
 use ferroserve_runtime::infer::{InferRequest, Timings};
-use ferroserve_runtime::{Runtime, ServeError};
+use ferroserve_runtime::{LoadParameters, Runtime, ServeError};
 
 use error::ApiError;
 use extract::{ModelRef, RequestBody, SameOrigin, Traced, WithRoom};
@@ -594,20 +595,43 @@ async fn load_model(
     RequestBody(body): RequestBody,
 ) -> Result<StatusCode, ApiError> {
     let request: RepositoryRequest = optional_json(&body, "load request")?;
-    // A configuration or files sent with the request would change what is loaded;
-    // loading the repository's own instead would answer a different question.
-    if let Some(key) = request
-        .parameters
-        .keys()
-        .find(|k| *k == "config" || k.starts_with("file:"))
-    {
-        return Err(ServeError::Unsupported(format!(
-            "load parameter '{key}' is not supported: ferroserve loads models only from the repository"
-        ))
-        .into());
-    }
-    state.runtime.load_model(&model.name).await?;
+    let parameters = load_parameters(&model.name, &request.parameters)?;
+    state
+        .runtime
+        .load_model_with(&model.name, parameters)
+        .await?;
     Ok(StatusCode::OK)
+}
+
+/// The `config` parameter (a JSON string) and the `file:<path>` parameters (base64
+/// strings) of a load request; other parameters are ignored.
+fn load_parameters(
+    model: &str,
+    parameters: &Map<String, Value>,
+) -> Result<LoadParameters, ServeError> {
+    let mut given = LoadParameters::default();
+    for (key, value) in parameters {
+        let text = || {
+            value.as_str().ok_or_else(|| {
+                ServeError::InvalidRequest(format!(
+                    "load parameter '{key}' must be a string, got {value}"
+                ))
+            })
+        };
+        if key == "config" {
+            given.config = Some(crate::load::config(model, text()?)?);
+        } else if let Some(path) = key.strip_prefix("file:") {
+            let contents = base64::engine::general_purpose::STANDARD
+                .decode(text()?)
+                .map_err(|e| {
+                    ServeError::InvalidRequest(format!(
+                        "load parameter '{key}' must be the file's contents in base64: {e}"
+                    ))
+                })?;
+            given.files.push((path.to_string(), contents));
+        }
+    }
+    Ok(given)
 }
 
 async fn unload_model(
@@ -616,7 +640,8 @@ async fn unload_model(
     _: SameOrigin,
     RequestBody(body): RequestBody,
 ) -> Result<StatusCode, ApiError> {
-    // `unload_dependents` needs no action: no model depends on another.
+    // `unload_dependents` needs no action: an ensemble's steps are models of their own,
+    // loaded until they are unloaded.
     let _: RepositoryRequest = optional_json(&body, "unload request")?;
     state.runtime.unload_model(&model.name).await?;
     Ok(StatusCode::OK)

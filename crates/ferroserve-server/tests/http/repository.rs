@@ -104,11 +104,24 @@ async fn repository_api_in_explicit_mode() {
             StatusCode::NOT_FOUND,
             "no-such-model",
         ),
+        // A configuration override that Triton's schema refuses fails the load.
         (
             "/v2/repository/models/efficientnet-lite0/load",
-            r#"{"parameters": {"config": "{}"}}"#,
+            r#"{"parameters": {"config": "{\"inputs\": []}"}}"#,
             StatusCode::BAD_REQUEST,
-            "config",
+            "the load request's config:1:",
+        ),
+        (
+            "/v2/repository/models/efficientnet-lite0/load",
+            r#"{"parameters": {"config": 3}}"#,
+            StatusCode::BAD_REQUEST,
+            "load parameter 'config' must be a string",
+        ),
+        (
+            "/v2/repository/models/efficientnet-lite0/load",
+            r#"{"parameters": {"file:1/model.onnx": "not base64!"}}"#,
+            StatusCode::BAD_REQUEST,
+            "base64",
         ),
         (
             "/v2/repository/models/efficientnet-lite0/load",
