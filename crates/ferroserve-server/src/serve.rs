@@ -178,7 +178,9 @@ impl Server {
             // The exporter's connection lives on the async runtime.
             Some(endpoint) => {
                 let _runtime = io.enter();
-                Traces::export_to(endpoint).map_err(RunError::Traces)?
+                let traces = Traces::export_to(endpoint).map_err(RunError::Traces)?;
+                tracing::info!(endpoint, "traces: exporting spans over OTLP/gRPC");
+                traces
             }
             None => Traces::off(),
         };

@@ -8,7 +8,8 @@
 //! requests' traces, and spans made afterwards cost that thread nothing.
 //!
 //! A request that carries a W3C `traceparent` (HTTP header or gRPC metadata) continues
-//! that trace, and its `tracestate` is kept; one without starts a new trace. Finished
+//! that trace, and its `tracestate` is kept; one without, or with a malformed one,
+//! starts a new trace. Finished
 //! spans go to a batch exporter whose own thread sends them over OTLP/gRPC: the request
 //! path never waits on the network, and spans are dropped when the exporter's queue is
 //! full.
@@ -19,11 +20,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, Key, KeyValue};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
@@ -87,9 +89,15 @@ impl Traces {
     /// metadata are `headers`; `None` when traces are off.
     pub fn begin(&self, protocol: &'static str, headers: &HeaderMap) -> Option<RequestSpan> {
         let exporting = self.exporting.as_ref()?;
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let parent = header("traceparent")
+            .and_then(|traceparent| caller(traceparent, header("tracestate")))
+            .map_or_else(Context::new, |caller| {
+                Context::new().with_remote_span_context(caller)
+            });
         Some(RequestSpan {
             tracer: exporting.tracer.clone(),
-            parent: TraceContextPropagator::new().extract(&Headers(headers)),
+            parent,
             protocol,
             request_id: headers
                 .get("x-request-id")
@@ -124,17 +132,38 @@ fn resource() -> Resource {
     }
 }
 
-/// HTTP headers or gRPC metadata, as the propagator reads them.
-struct Headers<'a>(&'a HeaderMap);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+/// The caller's span as a W3C `traceparent` gives it, `VERSION-TRACE_ID-PARENT_ID-FLAGS`
+/// in lowercase hex (2, 32, 16 and 2 digits; a later version may add fields after
+/// these), with the `tracestate` that came with it; `None` when `traceparent` is
+/// malformed, as the recommendation says: version `ff`, an all-zero id, a field of the
+/// wrong length or with other characters. A malformed `tracestate` is dropped.
+fn caller(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+    let hex = |field: &str, digits: usize| {
+        field.len() == digits
+            && field
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let mut fields = traceparent.split('-');
+    let version = fields.next()?;
+    let trace_id = fields.next()?;
+    let parent_id = fields.next()?;
+    let flags = fields.next()?;
+    let more = fields.next().is_some();
+    let known = hex(version, 2) && version != "ff" && !(version == "00" && more);
+    if !known || !hex(trace_id, 32) || !hex(parent_id, 16) || !hex(flags, 2) {
+        return None;
     }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
+    let trace_id = TraceId::from_hex(trace_id).ok()?;
+    let parent_id = SpanId::from_hex(parent_id).ok()?;
+    if trace_id == TraceId::INVALID || parent_id == SpanId::INVALID {
+        return None;
     }
+    let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()?) & TraceFlags::SAMPLED;
+    let state = tracestate
+        .and_then(|state| state.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    Some(SpanContext::new(trace_id, parent_id, flags, true, state))
 }
 
 /// The span of one request, begun; made and exported when it [`end`](Self::end)s.
@@ -229,7 +258,12 @@ impl RequestSpan {
                 .end_with_timestamp(self.wall(to));
         };
         if !timings.preprocess.is_zero() {
-            stage("preprocess", enqueued - timings.preprocess, enqueued, vec![]);
+            stage(
+                "preprocess",
+                enqueued - timings.preprocess,
+                enqueued,
+                vec![],
+            );
         }
         let run = enqueued + timings.queue;
         stage("queue", enqueued, run, vec![]);
@@ -240,5 +274,48 @@ impl RequestSpan {
     /// `at` on the wall clock.
     fn wall(&self, at: Instant) -> SystemTime {
         self.begun_at + at.saturating_duration_since(self.begun)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT: &str = "00f067aa0ba902b7";
+
+    #[test]
+    fn a_well_formed_traceparent_names_the_callers_span() {
+        let caller = caller(&format!("00-{TRACE}-{PARENT}-01"), Some("vendor=x")).unwrap();
+        assert_eq!(caller.trace_id().to_string(), TRACE);
+        assert_eq!(caller.span_id().to_string(), PARENT);
+        assert!(caller.is_sampled());
+        assert!(caller.is_remote());
+        assert_eq!(caller.trace_state().get("vendor"), Some("x"));
+        let unsampled = super::caller(&format!("00-{TRACE}-{PARENT}-00"), None).unwrap();
+        assert!(!unsampled.is_sampled());
+        // A later version may add fields.
+        assert!(super::caller(&format!("01-{TRACE}-{PARENT}-01-more"), None).is_some());
+    }
+
+    #[test]
+    fn a_malformed_traceparent_names_no_span() {
+        let zeros = "0".repeat(32);
+        let malformed = [
+            String::new(),
+            "not a traceparent".into(),
+            format!("00-{}-{PARENT}-01", &TRACE[1..]),
+            format!("00-+{}-{PARENT}-01", &TRACE[1..]),
+            format!("00-{}-{PARENT}-01", TRACE.to_uppercase()),
+            format!("00-{zeros}-{PARENT}-01"),
+            format!("00-{TRACE}-{}-01", &zeros[..16]),
+            format!("ff-{TRACE}-{PARENT}-01"),
+            format!("00-{TRACE}-{PARENT}-01-more"),
+            format!("00-{TRACE}-{PARENT}-1"),
+            format!("00-{TRACE}-{PARENT}"),
+        ];
+        for traceparent in malformed {
+            assert!(caller(&traceparent, None).is_none(), "{traceparent:?}");
+        }
     }
 }

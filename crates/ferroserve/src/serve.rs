@@ -162,7 +162,8 @@ pub struct ServeArgs {
     /// Export traces over OTLP/gRPC to this collector, e.g. `http://localhost:4317`: a
     /// span per inference request (HTTP and gRPC) with child spans for its queue,
     /// preprocessing and compute, continuing the trace of a W3C `traceparent` the
-    /// request carries. Off by default.
+    /// request carries. Without it, `OTEL_EXPORTER_OTLP_ENDPOINT` is used if set; else
+    /// no traces.
     #[arg(long, env = "FERROSERVE_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
     /// Turn serving techniques off, to measure what each is worth: `--naive` turns off
@@ -283,7 +284,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             window: Duration::from_millis(args.tune_window_ms.max(10)),
         }),
         nodelay: !args.naive(Technique::Nodelay),
-        otlp_endpoint: args.otlp_endpoint.clone(),
+        otlp_endpoint: args.otlp_endpoint.clone().or_else(|| {
+            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|endpoint| !endpoint.is_empty())
+        }),
     };
     Ok(ferroserve_server::run(config)?)
 }
