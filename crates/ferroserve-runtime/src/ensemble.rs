@@ -183,6 +183,7 @@ impl ServedEnsemble {
             model: self.name.clone(),
             version: self.version,
             id: request.id,
+            rows: admitted.rows,
             outputs,
             timings,
         };

@@ -1,7 +1,7 @@
 //! Inference requests and responses as both front ends decode and encode them, free of
 //! any wire format.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferroserve_core::wire::{self, WireError};
@@ -273,12 +273,16 @@ pub struct InferResponse {
     pub model: String,
     pub version: u64,
     pub id: String,
+    /// Batch rows of the request (1 for a model that does not batch).
+    pub rows: usize,
     pub outputs: Vec<InferOutput>,
     pub timings: Timings,
 }
 
-/// Where a request's time went in the server, apart from the protocol (all zero when
-/// its answer came from the response cache).
+/// Where a request's time went in the server, apart from the protocol, and the engine run
+/// that computed it (all zero when its answer came from the response cache). The stages
+/// follow each other: preprocessing ends when the job is queued, at `enqueued`, and the
+/// engine run begins `queue` later.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
     /// Waiting in the model's queue.
@@ -287,12 +291,18 @@ pub struct Timings {
     pub preprocess: Duration,
     /// The engine run of the batch the request was in, gathering its inputs included.
     pub compute: Duration,
+    /// When the job entered the model's queue; `None` when no job was queued.
+    pub enqueued: Option<Instant>,
+    /// Rows of the engine run: the request's and those of the requests batched with it.
+    pub batch_size: usize,
 }
 
-/// What `/classify` answers: the ranked classes, and where the time went.
+/// What `/classify` answers: the ranked classes, the model version that ranked them, and
+/// where the time went.
 #[derive(Debug, Clone)]
 pub struct Classified {
     pub classes: Vec<ClassifiedAs>,
+    pub version: u64,
     pub timings: Timings,
 }
 

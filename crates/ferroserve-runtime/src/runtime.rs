@@ -466,6 +466,7 @@ impl Runtime {
                 model: served.model.name.clone(),
                 version: served.model.version,
                 id: request.id,
+                rows,
                 outputs: respond::outputs(&served, &requested, computed.outputs),
                 timings,
             };
@@ -500,6 +501,7 @@ impl Runtime {
         let classified = result.and_then(|computed| {
             Ok(Classified {
                 classes: respond::classes(&served, &computed.outputs, k)?,
+                version: served.model.version,
                 timings: computed.timings,
             })
         });
@@ -566,7 +568,9 @@ impl Runtime {
         if !preprocess.is_zero() {
             served.telemetry.preprocessed(preprocess);
         }
-        let mut result = submit(place, inputs, admitted.rows, timeout, started).await?;
+        let enqueued = Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let mut result = submit(place, inputs, admitted.rows, enqueued, deadline).await?;
         for (position, output) in result.outputs.iter_mut().enumerate() {
             let shape = std::mem::take(&mut output.shape);
             output.shape = served.signature.served_output_shape(position, shape)?;
@@ -577,6 +581,8 @@ impl Runtime {
                 queue: result.queued,
                 preprocess,
                 compute: result.compute,
+                enqueued: Some(enqueued),
+                batch_size: result.batch_size,
             },
         })
     }
@@ -642,20 +648,21 @@ struct Computed {
     timings: Timings,
 }
 
-/// Queues a job of `rows` batch rows in the place held for it and waits for its result.
+/// Queues a job of `rows` batch rows, at `enqueued`, in the place held for it and waits
+/// for its result.
 async fn submit(
     place: Reserved<'_>,
     inputs: Vec<JobTensor>,
     rows: usize,
-    timeout: Option<Duration>,
-    started: Instant,
+    enqueued: Instant,
+    deadline: Option<Instant>,
 ) -> Result<JobResult, ServeError> {
     let (reply, result) = oneshot::channel();
     let job = Job {
         inputs,
         rows,
-        enqueued: Instant::now(),
-        deadline: timeout.map(|t| started + t),
+        enqueued,
+        deadline,
         reply,
     };
     place.submit(job)?;

@@ -63,6 +63,8 @@ pub struct JobResult {
     pub outputs: Vec<JobTensor>,
     pub queued: Duration,
     pub compute: Duration,
+    /// Rows of the engine run that computed the job, its own and the other jobs'.
+    pub batch_size: usize,
 }
 
 /// One request's work: its inputs in engine order.
@@ -620,6 +622,7 @@ impl Worker {
                 outputs,
                 queued: started.saturating_duration_since(job.enqueued),
                 compute,
+                batch_size: rows,
             });
             replies.push((job.reply, result));
         }

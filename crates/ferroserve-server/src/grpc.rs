@@ -20,15 +20,17 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{BoxFuture, BoxStream, Service};
 use tonic::server::NamedService;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use ferroserve_runtime::infer::Timings;
 use ferroserve_runtime::{LoadParameters, Runtime, ServeError};
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::*;
 
 use crate::access::{AccessRules, ApiGroup};
 use crate::status::grpc;
+use crate::traces::{Ended, RequestSpan, Served, Traces};
 
 /// The protocol's messages, generated in `ferroserve-protocol`.
 pub use ferroserve_protocol as proto;
@@ -39,14 +41,15 @@ pub use ferroserve_protocol::MAX_MESSAGE_BYTES;
 const STREAM_BUFFER: usize = 64;
 
 /// The gRPC service over `runtime`, under the `access` rules, with messages of up to
-/// `max_message_bytes` both ways. Serve it with
+/// `max_message_bytes` both ways, inference requests traced to `traces`. Serve it with
 /// `tonic::transport::Server::builder().add_service(...)`.
 pub fn service(
     runtime: Arc<Runtime>,
     access: Arc<AccessRules>,
     max_message_bytes: usize,
+    traces: Traces,
 ) -> Guarded<GrpcInferenceServiceServer<InferenceService>> {
-    let inner = GrpcInferenceServiceServer::new(InferenceService { runtime })
+    let inner = GrpcInferenceServiceServer::new(InferenceService { runtime, traces })
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     Guarded { inner, access }
@@ -105,6 +108,7 @@ where
 #[derive(Clone)]
 pub struct InferenceService {
     runtime: Arc<Runtime>,
+    traces: Traces,
 }
 
 /// A model version as the protocol gives it: empty for the one chosen by the version
@@ -133,28 +137,92 @@ fn model_folder(name: &str) -> Result<&str, ServeError> {
     }
 }
 
+/// The span names of the traced RPCs.
+const MODEL_INFER_SPAN: &str = "inference.GRPCInferenceService/ModelInfer";
+const MODEL_STREAM_INFER_SPAN: &str = "inference.GRPCInferenceService/ModelStreamInfer";
+
+/// Answers one inference request, of a `ModelStreamInfer` call when `streamed`; its
+/// `span`, when it is traced, ends with the answer.
+async fn answer(
+    runtime: &Runtime,
+    message: ModelInferRequest,
+    streamed: bool,
+    span: Option<RequestSpan>,
+) -> Result<ModelInferResponse, ServeError> {
+    let Some(span) = span else {
+        return infer(runtime, message, streamed)
+            .await
+            .map(|(response, _)| response);
+    };
+    let model = message.model_name.clone();
+    let asked = version(&message.model_version).ok().flatten();
+    let answer = infer(runtime, message, streamed).await;
+    let (code, error) = match &answer {
+        Ok(_) => (Code::Ok, None),
+        Err(error) => {
+            let (status, code) = crate::status::of(error);
+            (code, status.is_server_error().then(|| error.to_string()))
+        }
+    };
+    let served = answer.as_ref().ok().map(|(response, (rows, timings))| {
+        let served = Served {
+            id: &response.id,
+            rows: *rows,
+            timings: *timings,
+        };
+        (response.model_version.parse().ok(), served)
+    });
+    let (version, served) = match served {
+        Some((version, served)) => (version, Some(served)),
+        None => (asked, None),
+    };
+    span.end(Ended {
+        name: if streamed {
+            MODEL_STREAM_INFER_SPAN
+        } else {
+            MODEL_INFER_SPAN
+        },
+        model: &model,
+        version,
+        status: code as i64,
+        error: error.as_deref(),
+        served,
+    });
+    answer.map(|(response, _)| response)
+}
+
+/// Runs one inference request through the runtime: the response, and the request's rows
+/// and timings.
+async fn infer(
+    runtime: &Runtime,
+    message: ModelInferRequest,
+    streamed: bool,
+) -> Result<(ModelInferResponse, (usize, Timings)), ServeError> {
+    let request = tensors::infer_request(message)?;
+    let span = if streamed {
+        tracing::info_span!("grpc_stream_infer", model = %request.model, id = %request.id)
+    } else {
+        tracing::info_span!("grpc_infer", model = %request.model, id = %request.id)
+    };
+    let response = runtime.infer(request).instrument(span).await?;
+    let served = (response.rows, response.timings);
+    Ok((tensors::infer_response(response)?, served))
+}
+
 /// Answers one request of a `ModelStreamInfer` call; a failure becomes `error_message`,
 /// with the request's model, version and id so the client can tell which one failed.
-async fn stream_answer(runtime: &Runtime, message: ModelInferRequest) -> ModelStreamInferResponse {
+async fn stream_answer(
+    runtime: &Runtime,
+    message: ModelInferRequest,
+    span: Option<RequestSpan>,
+) -> ModelStreamInferResponse {
     let failed = ModelInferResponse {
         model_name: message.model_name.clone(),
         model_version: message.model_version.clone(),
         id: message.id.clone(),
         ..Default::default()
     };
-    let result = match tensors::infer_request(message) {
-        Ok(request) => {
-            let span =
-                tracing::info_span!("grpc_stream_infer", model = %request.model, id = %request.id);
-            runtime
-                .infer(request)
-                .instrument(span)
-                .await
-                .and_then(tensors::infer_response)
-        }
-        Err(error) => Err(error),
-    };
-    match result {
+    match answer(runtime, message, true, span).await {
         Ok(response) => ModelStreamInferResponse {
             error_message: String::new(),
             infer_response: Some(response),
@@ -241,17 +309,9 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        let request = tensors::infer_request(request.into_inner()).map_err(grpc)?;
-        let span = tracing::info_span!("grpc_infer", model = %request.model, id = %request.id);
-        let response = self
-            .runtime
-            .infer(request)
-            .instrument(span)
-            .await
-            .map_err(grpc)?;
-        Ok(Response::new(
-            tensors::infer_response(response).map_err(grpc)?,
-        ))
+        let span = self.traces.begin("grpc", request.metadata().as_ref());
+        let response = answer(&self.runtime, request.into_inner(), false, span).await;
+        response.map(Response::new).map_err(grpc)
     }
 
     /// Requests are served concurrently, so that they can be batched together; each
@@ -261,18 +321,27 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<Streaming<ModelInferRequest>>,
     ) -> Result<Response<BoxStream<ModelStreamInferResponse>>, Status> {
+        // Each request of the call is traced with the call's metadata.
+        let traced = self
+            .traces
+            .is_on()
+            .then(|| request.metadata().as_ref().clone());
         let mut requests = request.into_inner();
         let (responses, receiver) = mpsc::channel(STREAM_BUFFER);
         let runtime = self.runtime.clone();
+        let traces = self.traces.clone();
         tokio::spawn(async move {
             loop {
                 match requests.message().await {
                     Ok(Some(message)) => {
+                        let span = traced
+                            .as_ref()
+                            .and_then(|metadata| traces.begin("grpc", metadata));
                         let runtime = runtime.clone();
                         let responses = responses.clone();
                         tokio::spawn(async move {
                             tokio::select! {
-                                answer = stream_answer(&runtime, message) => {
+                                answer = stream_answer(&runtime, message, span) => {
                                     let _ = responses.send(Ok(answer)).await;
                                 }
                                 () = responses.closed() => {}

@@ -10,5 +10,6 @@ pub mod http;
 mod load;
 pub mod serve;
 pub mod status;
+pub mod traces;
 
 pub use serve::{run, Addresses, RunError, ServeConfig, Server, TuneConfig};

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::access::AccessRules;
 use crate::connections::{self, ConnectionLimits, Tls, TlsFiles};
 use crate::http::HttpLimits;
+use crate::traces::Traces;
 
 /// Everything `ferroserve serve` needs.
 #[derive(Debug, Clone)]
@@ -48,6 +49,9 @@ pub struct ServeConfig {
     pub tune: Option<TuneConfig>,
     /// Send small responses at once (TCP_NODELAY); off only to measure what it is worth.
     pub nodelay: bool,
+    /// Export a span per inference request to this OTLP/gRPC collector
+    /// (`http://HOST:4317`); `None`: no traces.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How `--tune` runs.
@@ -84,6 +88,8 @@ pub enum RunError {
     Task(#[from] tokio::task::JoinError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("traces: {0}")]
+    Traces(String),
     #[error("requests were still in flight after the exit timeout of {0:?}")]
     ExitTimeout(Duration),
 }
@@ -104,6 +110,7 @@ pub struct Server {
     addresses: Addresses,
     metrics: ferroserve_runtime::metrics::PrometheusHandle,
     tls: Option<PortsTls>,
+    traces: Traces,
 }
 
 /// The TLS of the HTTP port (offering HTTP/2 and HTTP/1.1) and of the gRPC port (HTTP/2).
@@ -127,8 +134,8 @@ struct Listeners {
 }
 
 impl Server {
-    /// Installs the metrics recorder, starts the async runtime, binds the three ports and
-    /// opens the model repository.
+    /// Installs the metrics recorder, starts the async runtime, binds the three ports,
+    /// sets up the traces' exporter and opens the model repository.
     pub fn bind(config: ServeConfig) -> Result<Server, RunError> {
         let metrics = ferroserve_runtime::metrics::install().map_err(RunError::Metrics)?;
         let io = tokio::runtime::Builder::new_multi_thread()
@@ -167,6 +174,16 @@ impl Server {
                 grpc: Arc::new(Tls::new(files.clone(), &["h2"]).map_err(RunError::Tls)?),
             }),
         };
+        let traces = match &config.otlp_endpoint {
+            // The exporter's connection lives on the async runtime.
+            Some(endpoint) => {
+                let _runtime = io.enter();
+                let traces = Traces::export_to(endpoint).map_err(RunError::Traces)?;
+                tracing::info!(endpoint, "traces: exporting spans over OTLP/gRPC");
+                traces
+            }
+            None => Traces::off(),
+        };
         let runtime = Runtime::new(&config.runtime)?;
         Ok(Server {
             io,
@@ -176,6 +193,7 @@ impl Server {
             addresses,
             metrics,
             tls,
+            traces,
         })
     }
 
@@ -201,13 +219,14 @@ impl Server {
             addresses,
             metrics,
             tls,
+            traces,
         } = self;
         let ports = Ports {
             listeners,
             addresses,
             tls,
         };
-        io.block_on(serve(runtime, config, ports, metrics, stop))
+        io.block_on(serve(runtime, config, ports, metrics, traces, stop))
     }
 }
 
@@ -223,6 +242,7 @@ async fn serve(
     config: ServeConfig,
     ports: Ports,
     metrics: ferroserve_runtime::metrics::PrometheusHandle,
+    traces: Traces,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
     let Ports {
@@ -259,7 +279,12 @@ async fn serve(
     let limits = config.connections;
     let health = crate::http::health_router(runtime.clone());
     if let Some(http) = listeners.http {
-        let app = crate::http::router(runtime.clone(), config.http_limits, access.clone());
+        let app = crate::http::router(
+            runtime.clone(),
+            config.http_limits,
+            access.clone(),
+            traces.clone(),
+        );
         let serving = connections::serve_http(
             http,
             app,
@@ -292,6 +317,7 @@ async fn serve(
             runtime.clone(),
             access.clone(),
             config.grpc_max_message_bytes,
+            traces.clone(),
         );
         let incoming =
             connections::grpc_incoming(grpc, limits, tls.as_ref().map(|t| t.grpc.clone()), nodelay);
@@ -327,12 +353,16 @@ async fn serve(
         }
         let drain = runtime.clone();
         tokio::task::spawn_blocking(move || drain.shutdown()).await?;
+        tokio::task::spawn_blocking(move || traces.shutdown(TRACES_FLUSH_TIMEOUT)).await?;
         Ok(())
     };
     tokio::time::timeout(config.exit_timeout, finish)
         .await
         .map_err(|_| RunError::ExitTimeout(config.exit_timeout))?
 }
+
+/// Longest the last spans may take to reach the collector at shutdown.
+const TRACES_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Streams one gRPC connection may have open at once.
 const GRPC_MAX_STREAMS: u32 = 256;

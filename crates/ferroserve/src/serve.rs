@@ -159,6 +159,13 @@ pub struct ServeArgs {
     /// How long --tune measures each setting, in milliseconds.
     #[arg(long, env = "FERROSERVE_TUNE_WINDOW_MS", default_value_t = 1000)]
     tune_window_ms: u64,
+    /// Export traces over OTLP/gRPC to this collector, e.g. `http://localhost:4317`: a
+    /// span per inference request (HTTP and gRPC) with child spans for its queue,
+    /// preprocessing and compute, continuing the trace of a W3C `traceparent` the
+    /// request carries. Without it, `OTEL_EXPORTER_OTLP_ENDPOINT` is used if set; else
+    /// no traces.
+    #[arg(long, env = "FERROSERVE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Turn serving techniques off, to measure what each is worth: `--naive` turns off
     /// all of them, `--naive=buffers,nodelay` only those listed. one-instance: one
     /// engine instance on all cores (one request computed at a time); buffers: allocate
@@ -277,6 +284,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             window: Duration::from_millis(args.tune_window_ms.max(10)),
         }),
         nodelay: !args.naive(Technique::Nodelay),
+        otlp_endpoint: args.otlp_endpoint.clone().or_else(|| {
+            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|endpoint| !endpoint.is_empty())
+        }),
     };
     Ok(ferroserve_server::run(config)?)
 }

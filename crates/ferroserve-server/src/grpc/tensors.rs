@@ -430,6 +430,7 @@ mod tests {
             model: "m".into(),
             version: 3,
             id: "r".into(),
+            rows: 1,
             outputs: vec![InferOutput {
                 name: "y".into(),
                 dtype: DataType::Bytes,

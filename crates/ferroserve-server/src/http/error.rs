@@ -49,6 +49,14 @@ impl ApiError {
         }
     }
 
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// A malformed request: 400, like [`ServeError::InvalidRequest`].
     pub(super) fn invalid(message: impl Into<String>) -> Self {
         ServeError::InvalidRequest(message.into()).into()

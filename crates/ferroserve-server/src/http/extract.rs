@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::HttpState;
 use crate::access::ApiGroup;
+use crate::traces::RequestSpan;
 use ferroserve_runtime::ServeError;
 
 /// The model a route names: `/v2/models/{model}[/versions/{version}]/...`.
@@ -64,6 +65,21 @@ impl FromRequestParts<HttpState> for WithRoom {
             }
             _ => Ok(WithRoom(model)),
         }
+    }
+}
+
+/// The span of a traced request, begun before anything else of the request is read;
+/// `None` when traces are off.
+pub(super) struct Traced(pub Option<RequestSpan>);
+
+impl FromRequestParts<HttpState> for Traced {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Traced(state.traces.begin("http", &parts.headers)))
     }
 }
 

@@ -633,6 +633,7 @@ mod tests {
             model: "m".into(),
             version: 3,
             id: "x".into(),
+            rows: 1,
             outputs: vec![
                 InferOutput {
                     name: "scores".into(),

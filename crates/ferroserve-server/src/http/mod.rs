@@ -38,12 +38,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::access::{AccessRules, ApiGroup};
+use crate::traces::{Ended, RequestSpan, Served, Traces};
 use base64::Engine as _;
 use ferroserve_runtime::infer::{InferRequest, Timings};
 use ferroserve_runtime::{LoadParameters, Runtime, ServeError};
 
 use error::ApiError;
-use extract::{ModelRef, RequestBody, SameOrigin, WithRoom};
+use extract::{ModelRef, RequestBody, SameOrigin, Traced, WithRoom};
 
 /// The header of the binary tensor data extension giving the length of the JSON header
 /// at the start of a request or response body.
@@ -83,10 +84,17 @@ struct HttpState {
     runtime: Arc<Runtime>,
     limits: HttpLimits,
     access: Arc<AccessRules>,
+    traces: Traces,
 }
 
-/// The KServe v2 / Triton HTTP API of `runtime`, under the `access` rules.
-pub fn router(runtime: Arc<Runtime>, limits: HttpLimits, access: Arc<AccessRules>) -> Router {
+/// The KServe v2 / Triton HTTP API of `runtime`, under the `access` rules, inference
+/// requests traced to `traces`.
+pub fn router(
+    runtime: Arc<Runtime>,
+    limits: HttpLimits,
+    access: Arc<AccessRules>,
+    traces: Traces,
+) -> Router {
     let routes = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -133,6 +141,7 @@ pub fn router(runtime: Arc<Runtime>, limits: HttpLimits, access: Arc<AccessRules
         runtime,
         limits,
         access,
+        traces,
     })
 }
 
@@ -272,6 +281,7 @@ pub fn health_router(runtime: Arc<Runtime>) -> Router {
             runtime,
             limits: HttpLimits::default(),
             access: Arc::default(),
+            traces: Traces::off(),
         })
 }
 
@@ -389,22 +399,69 @@ async fn model_statistics(
 #[tracing::instrument(skip_all, fields(model = %model.name, version = ?model.version))]
 async fn infer(
     State(state): State<HttpState>,
+    Traced(span): Traced,
     WithRoom(model): WithRoom,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
-    let (request, encoding) = match extract::inference_header_length(&headers)? {
-        Some(0) => {
-            let input = state.runtime.raw_input(&model.name, model.version)?;
-            infer::decode_raw_request(&model.name, model.version, body, input)?
-        }
-        header_length => decode_off_the_runtime(&model, body, header_length).await?,
+    let answer = async {
+        let (request, encoding) = match extract::inference_header_length(&headers)? {
+            Some(0) => {
+                let input = state.runtime.raw_input(&model.name, model.version)?;
+                infer::decode_raw_request(&model.name, model.version, body, input)?
+            }
+            header_length => decode_off_the_runtime(&model, body, header_length).await?,
+        };
+        let response = state.runtime.infer(request).await?;
+        let mut encoded = infer::encode_response(&response, &encoding)?;
+        let timing = server_timing(&response.timings);
+        encoded.headers_mut().insert(SERVER_TIMING, timing);
+        Ok((encoded, response))
+    }
+    .await;
+    if let Some(span) = span {
+        let served = answer.as_ref().ok().map(|(_, response)| {
+            let served = Served {
+                id: &response.id,
+                rows: response.rows,
+                timings: response.timings,
+            };
+            (response.version, served)
+        });
+        end_span(span, INFER_SPAN, &model, &answer, served);
+    }
+    answer.map(|(encoded, _)| encoded)
+}
+
+/// The span names of the traced routes.
+const INFER_SPAN: &str = "POST /v2/models/{model}/infer";
+const CLASSIFY_SPAN: &str = "POST /v2/models/{model}/classify";
+
+/// Ends the span `name` of a request for `model` answered with `answer`, `served` by the
+/// given version when it succeeded.
+fn end_span<T>(
+    span: RequestSpan,
+    name: &'static str,
+    model: &ModelRef,
+    answer: &Result<(Response, T), ApiError>,
+    served: Option<(u64, Served<'_>)>,
+) {
+    let (status, error) = match answer {
+        Ok((response, _)) => (response.status(), None),
+        Err(error) => (error.status(), Some(error.message())),
     };
-    let response = state.runtime.infer(request).await?;
-    let timing = server_timing(&response.timings);
-    let mut encoded = infer::encode_response(&response, &encoding)?;
-    encoded.headers_mut().insert(SERVER_TIMING, timing);
-    Ok(encoded)
+    let (version, served) = match served {
+        Some((version, served)) => (Some(version), Some(served)),
+        None => (model.version, None),
+    };
+    span.end(Ended {
+        name,
+        model: &model.name,
+        version,
+        status: i64::from(status.as_u16()),
+        error: error.filter(|_| status.is_server_error()),
+        served,
+    });
 }
 
 /// JSON headers larger than this are read on a blocking thread: a big JSON tensor must
@@ -452,32 +509,48 @@ const MAX_TOP_K: usize = 1000;
 #[tracing::instrument(skip_all, fields(model = %model.name, version = ?model.version))]
 async fn classify(
     State(state): State<HttpState>,
+    Traced(span): Traced,
     WithRoom(model): WithRoom,
     query: Result<Query<ClassifyQuery>, axum::extract::rejection::QueryRejection>,
     RequestBody(image): RequestBody,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::invalid(format!("{}: expected ?top_k=K", e.body_text())))?;
-    let top_k = query.top_k.unwrap_or(DEFAULT_TOP_K);
-    if !(1..=MAX_TOP_K).contains(&top_k) {
-        return Err(ApiError::invalid(format!(
-            "top_k is {top_k}: expected 1 to {MAX_TOP_K}"
-        )));
+    let answer = async {
+        let Query(query) = query
+            .map_err(|e| ApiError::invalid(format!("{}: expected ?top_k=K", e.body_text())))?;
+        let top_k = query.top_k.unwrap_or(DEFAULT_TOP_K);
+        if !(1..=MAX_TOP_K).contains(&top_k) {
+            return Err(ApiError::invalid(format!(
+                "top_k is {top_k}: expected 1 to {MAX_TOP_K}"
+            )));
+        }
+        if image.is_empty() {
+            return Err(ApiError::invalid(
+                "the body is empty: expected an encoded image (JPEG, PNG, ...)",
+            ));
+        }
+        let classified = state
+            .runtime
+            .classify_image(&model.name, model.version, image, top_k)
+            .await?;
+        let mut response = Json(classified.classes).into_response();
+        response
+            .headers_mut()
+            .insert(SERVER_TIMING, server_timing(&classified.timings));
+        Ok((response, (classified.version, classified.timings)))
     }
-    if image.is_empty() {
-        return Err(ApiError::invalid(
-            "the body is empty: expected an encoded image (JPEG, PNG, ...)",
-        ));
+    .await;
+    if let Some(span) = span {
+        let served = answer.as_ref().ok().map(|&(_, (version, timings))| {
+            let served = Served {
+                id: "",
+                rows: 1,
+                timings,
+            };
+            (version, served)
+        });
+        end_span(span, CLASSIFY_SPAN, &model, &answer, served);
     }
-    let classified = state
-        .runtime
-        .classify_image(&model.name, model.version, image, top_k)
-        .await?;
-    let mut response = Json(classified.classes).into_response();
-    response
-        .headers_mut()
-        .insert(SERVER_TIMING, server_timing(&classified.timings));
-    Ok(response)
+    answer.map(|(response, _)| response)
 }
 
 /// A body that may be empty or a JSON object; empty reads as `{}`.

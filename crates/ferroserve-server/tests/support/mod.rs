@@ -84,6 +84,7 @@ pub fn config(repository: PathBuf, control_mode: ModelControlMode) -> ServeConfi
         access: Default::default(),
         tune: None,
         nodelay: true,
+        otlp_endpoint: None,
     }
 }
 
