@@ -94,7 +94,8 @@ def main():
             if url:
                 got = infer_logits(protocol, url, encoded, args.base64)
                 ok_shape = got is not None and got.shape == expected.shape
-                answers.append((protocol, int(got.argmax()) if ok_shape else None,
+                way = "http-json" if protocol == "http" and args.base64 else protocol
+            answers.append((way, int(got.argmax()) if ok_shape else None,
                                 float(np.max(np.abs(got - expected))) if ok_shape else None))
         if args.classify_url:
             answers.append(("classify endpoint", classify_top1(args.classify_url, encoded), None))

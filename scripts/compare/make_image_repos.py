@@ -10,7 +10,7 @@ preprocessing is the bundled efficientnet-lite0's (models/efficientnet-lite0/con
 `preprocess.*`): short side 256 (Pillow's bicubic), center crop 224, (x - 127) / 128,
 RGB, NCHW float32; the peers run scripts/pillow_preprocess.py's `preprocess`. Layout under DIR:
 
-    ferroserve/{efficientnet-lite0, efficientnet-lite0-image}/      the bundled models, as shipped
+    ferroserve -> models/          the bundled repository (efficientnet-lite0, efficientnet-lite0-image)
     triton/efficientnet-lite0-image/config.pbtxt                  ensemble: preprocess, then classify
     triton/efficientnet-lite0-preprocess/{config.pbtxt, 1/model.py, 1/pillow_preprocess.py}
     triton/efficientnet-lite0/{config.pbtxt, 1/model.py, 1/model.onnx}   as in the tensor workload
@@ -25,6 +25,7 @@ Model files are symbolic links, not copies.
 import argparse
 import base64
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -46,14 +47,15 @@ LOGITS = ("logits", "FP32", [1000])
 
 
 def write_ferroserve(root):
-    """The two bundled models, unchanged: ferroserve needs no code for images."""
-    repo = fresh_dir(root / "ferroserve")
-    for name in (CLASSIFIER, IMAGE_MODEL):
-        model_dir = repo / name
-        (model_dir / "1").mkdir(parents=True)
-        link(ONNX, model_dir / "1" / "model.onnx")
-        shutil.copy(MODELS / name / "config.pbtxt", model_dir / "config.pbtxt")
-        shutil.copy(MODELS / CLASSIFIER / "labels.txt", model_dir / "labels.txt")
+    """The bundled repository itself, as shipped: ferroserve needs no code for images.
+    A link to the folder, not to each file: ferroserve refuses symbolic links that lead
+    outside its repository."""
+    repo = root / "ferroserve"
+    if repo.is_symlink() or repo.is_file():
+        repo.unlink()
+    elif repo.exists():
+        shutil.rmtree(repo)
+    os.symlink(MODELS, repo)
 
 
 def triton_config(name, backend, inputs, outputs, args, extra=""):
