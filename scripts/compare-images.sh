@@ -30,6 +30,7 @@
 #   IMAGES [the four files of tests/data/compare-images]
 #   CLASSIFY_COPIES [200; QUICK 40] (files per image for `ferroserve classify`)
 #   REPORT_MD [docs/comparison.md]  REPORT_CHARTS [docs/comparison]
+#   FERROSERVE_MAX_QUEUE_WAIT_MS [0] (ferroserve serve --max-queue-wait-ms; 0: no bound by time)
 #
 # Writes raw results to target/compare/raw-images-DATE/ (raw-images-latest: the newest)
 # and the image section of REPORT_MD, leaving the tensor workload's sections as they are.
@@ -42,6 +43,11 @@ IMAGES=${IMAGES:-"web-640x427.jpg fullhd-1920x1080.jpg phone-4000x3000.jpg coffe
 if [ "$QUICK" = 1 ]; then CLASSIFY_COPIES=${CLASSIFY_COPIES:-40}; else CLASSIFY_COPIES=${CLASSIFY_COPIES:-200}; fi
 REPORT_MD=${REPORT_MD:-docs/comparison.md}
 REPORT_CHARTS=${REPORT_CHARTS:-docs/comparison}
+# ferroserve refuses (429) a request expected to wait longer than --max-queue-wait-ms
+# (500) in the queue; at concurrency 16 a 12-megapixel image waits longer than that on 2
+# cores. The peers queue every request, and perf_analyzer counts a refusal as a failed
+# run, so ferroserve queues every request here too (up to --max-queue-size, 256).
+export FERROSERVE_MAX_QUEUE_WAIT_MS=${FERROSERVE_MAX_QUEUE_WAIT_MS:-0}
 
 MODEL=efficientnet-lite0-image
 CLASSIFIER=efficientnet-lite0
@@ -50,7 +56,8 @@ IMAGE_FILES=()
 for image in $IMAGES; do IMAGE_FILES+=("$ROOT/tests/data/compare-images/$image"); done
 
 new_raw_dir raw-images
-write_settings "\"images\": \"$IMAGES\", \"classify_copies\": $CLASSIFY_COPIES"
+write_settings "\"images\": \"$IMAGES\", \"classify_copies\": $CLASSIFY_COPIES,
+ \"ferroserve_max_queue_wait_ms\": $FERROSERVE_MAX_QUEUE_WAIT_MS"
 "$PY" scripts/compare/make_image_repos.py --out "$REPOS" --images "${IMAGE_FILES[@]}" \
   --instances "$INSTANCES" --max-batch "$MAX_BATCH" --threads "$THREADS" \
   --mlserver-threads "$MLSERVER_THREADS"

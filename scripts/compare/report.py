@@ -498,7 +498,11 @@ def images_report(raw, md_path, chart_dir):
         "with the file as the body, under `ferroserve bench --protocol image` (its own "
         "client, not perf_analyzer); `classify cli`: `ferroserve classify FOLDER` in one "
         "process, no server, every file in flight at once up to its limit, so no "
-        "concurrency level (images/s and per-image latency from its summary line).",
+        "concurrency level (images/s and per-image latency from its summary line). "
+        "Load shedding by expected queue wait (`--max-queue-wait-ms`, 500 by default) is "
+        f"set to {settings.get('ferroserve_max_queue_wait_ms', '?')} (0: off) for this "
+        "workload: at concurrency 16 a 12-megapixel image waits longer than 500 ms on 2 "
+        "cores, and the peers queue every request rather than refuse it.",
         f"- **Triton Inference Server {servers['triton'].get('version', '?')}** (nvidia-pytriton "
         f"{version_of('nvidia-pytriton')}): `efficientnet-lite0-image` is an ensemble (platform "
         "`ensemble`) of a Python-backend model `efficientnet-lite0-preprocess` "
