@@ -21,7 +21,7 @@
 # little of their loops, and each can be run, and its section of docs/comparison.md
 # regenerated, without the other's 20 to 40 minutes.
 #
-#   usage: scripts/compare-images.sh            full run (5 s windows; about 40 minutes)
+#   usage: scripts/compare-images.sh            full run (5 s windows; 30 to 40 minutes)
 #          QUICK=1 scripts/compare-images.sh    smoke run (1 s windows, loose stability)
 #
 # Environment (defaults in brackets), besides compare.sh's QUICK, CONCURRENCY, INTERVAL_MS,
