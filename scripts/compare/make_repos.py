@@ -12,7 +12,7 @@ see the same signature. Layout under DIR:
     mlserver/NAME/{model-settings.json, onnx_runtime.py, model.onnx}   custom MLModel
     perf-data/INPUT_NAME, batch1-shape-flags                 perf_analyzer's request data
 
-The model files are symbolic links to the ONNX file, not copies.
+The model files are links to the ONNX file, not copies (ferroserve's a hard link).
 """
 
 import argparse
@@ -66,7 +66,12 @@ def pbtxt_tensors(kind, tensors):
 def write_ferroserve(root, args):
     model_dir = fresh_dir(root / "ferroserve" / args.model)
     (model_dir / "1").mkdir()
-    link(args.onnx, model_dir / "1" / "model.onnx")
+    # A hard link (or a copy), not a symbolic link: ferroserve refuses symbolic links that
+    # lead outside its repository.
+    try:
+        os.link(args.onnx, model_dir / "1" / "model.onnx")
+    except OSError:
+        shutil.copy(args.onnx, model_dir / "1" / "model.onnx")
     if args.ferroserve_config:
         # The project's own config (and its labels), as a user of ferroserve would deploy it.
         src = Path(args.ferroserve_config)
