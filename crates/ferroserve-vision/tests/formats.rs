@@ -48,11 +48,17 @@ fn preprocess(encoded: &[u8]) -> Vec<u8> {
 
 /// RGB at the centre of each quadrant of a 24x24 NHWC crop: TL, TR, BL, BR.
 fn quadrant_centers(out: &[u8]) -> [[u8; 3]; 4] {
+    quadrant_centers_of(out, 24)
+}
+
+/// RGB at the centre of each quadrant of a `side` x `side` NHWC crop.
+fn quadrant_centers_of(out: &[u8], side: usize) -> [[u8; 3]; 4] {
     let at = |x: usize, y: usize| {
-        let i = (y * 24 + x) * 3;
+        let i = (y * side + x) * 3;
         [out[i], out[i + 1], out[i + 2]]
     };
-    [at(6, 6), at(18, 6), at(6, 18), at(18, 18)]
+    let (near, far) = (side / 4, 3 * side / 4);
+    [at(near, near), at(far, near), at(near, far), at(far, far)]
 }
 
 fn assert_quadrants(name: &str, encoded: &[u8], expected: [[u8; 3]; 4], tolerance: u8) {
@@ -342,22 +348,31 @@ fn extreme_aspect_ratios_and_tiny_images() {
 
 #[test]
 fn jpeg_draft_decodes_at_reduced_scale_and_keeps_the_picture() {
-    // The fixtures are 64x48 and the crop needs a short side of 24: a draft decode at
-    // half scale. CMYK is left to the full decoder.
+    // The fixtures are 64x48 and the resize needs a short side of 12: a draft decode at
+    // half scale keeps 24, twice that. CMYK is left to the full decoder.
+    let settings = ImagePreprocessing {
+        resize_short_side: 12,
+        crop_width: 12,
+        crop_height: 12,
+        ..small_u8(Layout::Nhwc, ColorOrder::Rgb)
+    };
     let mut names: Vec<String> = (1..=8).map(|v| format!("orientation-{v}.jpg")).collect();
     names.extend(["progressive.jpg", "gray.jpg", "cmyk.jpg"].map(String::from));
     for name in names {
         let encoded = fixture(&name);
-        let mut full = ImagePreprocessor::new(small_u8(Layout::Nhwc, ColorOrder::Rgb));
+        let mut full = ImagePreprocessor::new(settings.clone());
         let mut draft = ImagePreprocessor::new(ImagePreprocessing {
             jpeg_draft: true,
-            ..small_u8(Layout::Nhwc, ColorOrder::Rgb)
+            ..settings.clone()
         });
         let mut full_out = vec![0u8; full.settings().image_len()];
         let mut draft_out = full_out.clone();
         full.preprocess_u8(&encoded, &mut full_out).unwrap();
         draft.preprocess_u8(&encoded, &mut draft_out).unwrap();
-        let (expected, got) = (quadrant_centers(&full_out), quadrant_centers(&draft_out));
+        let (expected, got) = (
+            quadrant_centers_of(&full_out, 12),
+            quadrant_centers_of(&draft_out, 12),
+        );
         for (g, e) in got.iter().zip(&expected) {
             for c in 0..3 {
                 assert!(
