@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use ferroserve_core::{DataType, ModelRepository, PixelType, Precision, Tensor};
+use ferroserve_core::{classification, DataType, ModelRepository, PixelType, Precision, Tensor};
 use ferroserve_engine::model::LoadedModel;
 use ferroserve_engine::{EngineKind, EngineOptions, Runner};
 use ferroserve_vision::ImagePreprocessor;
@@ -125,9 +125,9 @@ struct Report {
 
 pub fn run(args: AccuracyArgs) -> anyhow::Result<ExitCode> {
     let repository = crate::open_repository(args.model_repository.as_deref())?;
-    let reference_repository = match &args.reference_model_repository {
-        Some(dir) => crate::open_repository(Some(dir))?,
-        None => crate::open_repository(Some(repository.root()))?,
+    let other_repository = match &args.reference_model_repository {
+        Some(dir) => Some(crate::open_repository(Some(dir))?),
+        None => None,
     };
     let mut candidate = Side::load(
         &repository,
@@ -141,7 +141,7 @@ pub fn run(args: AccuracyArgs) -> anyhow::Result<ExitCode> {
         ..args.engine.options()
     };
     let mut reference = Side::load(
-        &reference_repository,
+        other_repository.as_ref().unwrap_or(&repository),
         args.reference_model.as_deref().unwrap_or(&args.model),
         Some(args.reference_engine),
         &reference_options,
@@ -266,10 +266,10 @@ impl Side {
 
 /// The indices of the `k` largest scores, largest first.
 fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    order.truncate(k);
-    order
+    classification::top_k(scores, k)
+        .into_iter()
+        .map(|class| class.index)
+        .collect()
 }
 
 /// The name of the folder an image is in.
