@@ -3,15 +3,24 @@
 //! certificates optional), a cap on open connections with headroom kept for health
 //! checks, and timeouts that close slow or idle clients.
 //!
+//! At the cap, an HTTP port makes room before it turns a client away: it closes a
+//! connection with no request in flight, first the oldest that never sent a whole
+//! request (idle since it opened, or still sending its head), then the oldest idle
+//! keep-alive one, much as nginx closes idle keep-alive connections when it runs out. A
+//! flood of connections that never finish a request therefore cannot shut out a client
+//! that sends one, such as a health probe, nor close a client between two requests
+//! while flood connections remain.
+//!
 //! hyper's header-read timeout starts whenever a connection waits for a request head, so
 //! [`ConnectionLimits::header_timeout`] bounds both a slow head (slow-loris) and an idle
 //! keep-alive connection. A body that stops arriving is cut by the router's body
 //! timeout ([`crate::http::HttpLimits::body_timeout`]).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -27,7 +36,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tower::ServiceExt;
 
 /// Limits on the connections of one port.
@@ -179,12 +188,17 @@ const LINGER_BYTES: usize = 8 << 20;
 /// client's buffers. Once served, this stops writing (FIN after the answer) and reads
 /// and drops what the client still sends, for at most [`LINGER_TIME`] and
 /// [`LINGER_BYTES`], before it closes: nginx's lingering close.
-pub struct Lingering(Option<TcpStream>);
+/// A connection closed to make room ([`Roster::make_room_for`]) with no request answered since
+/// has nothing to deliver, and closes at once.
+pub struct Lingering {
+    tcp: Option<TcpStream>,
+    slot: Option<Arc<Slot>>,
+}
 
 impl Lingering {
     fn tcp(&mut self) -> Pin<&mut TcpStream> {
         Pin::new(
-            self.0
+            self.tcp
                 .as_mut()
                 .expect("a lingering stream is used before it is dropped"),
         )
@@ -193,7 +207,14 @@ impl Lingering {
 
 impl Drop for Lingering {
     fn drop(&mut self) {
-        let (Some(mut tcp), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        if self
+            .slot
+            .as_ref()
+            .is_some_and(|slot| slot.closed_unanswered())
+        {
+            return;
+        }
+        let (Some(mut tcp), Ok(runtime)) = (self.tcp.take(), tokio::runtime::Handle::try_current())
         else {
             return;
         };
@@ -243,7 +264,7 @@ impl AsyncWrite for Lingering {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.as_ref().is_some_and(TcpStream::is_write_vectored)
+        self.tcp.as_ref().is_some_and(TcpStream::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -313,7 +334,118 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// How many connections are open; one [`Open`] per connection, dropped when it ends.
+/// The open connections of an HTTP port, oldest first.
+#[derive(Clone, Default)]
+struct Roster(Arc<Mutex<Members>>);
+
+#[derive(Default)]
+struct Members {
+    next: u64,
+    open: BTreeMap<u64, Arc<Slot>>,
+}
+
+/// One connection of a [`Roster`]: its requests in flight, and whether it was told to
+/// close to make room.
+#[derive(Default)]
+struct Slot {
+    /// Requests in flight, plus [`CLOSING`] once the connection is told to close.
+    requests: AtomicUsize,
+    /// A request came in whole.
+    served: AtomicBool,
+    close: Notify,
+}
+
+const CLOSING: usize = 1 << (usize::BITS - 1);
+
+/// A connection's place in its [`Roster`], given up when the connection ends.
+struct Member {
+    id: u64,
+    slot: Arc<Slot>,
+    roster: Roster,
+}
+
+impl Roster {
+    /// Adds a connection; returns how many are open with it.
+    fn join(&self) -> (usize, Member) {
+        let mut members = self.members();
+        let id = members.next;
+        members.next += 1;
+        let slot = Arc::new(Slot::default());
+        members.open.insert(id, slot.clone());
+        let open = members.open.len();
+        let member = Member {
+            id,
+            slot,
+            roster: self.clone(),
+        };
+        (open, member)
+    }
+
+    /// Tells a connection opened before `newcomer` with no request in flight to close,
+    /// and stops counting it; false when every one is busy. It picks the oldest that
+    /// never sent a whole request (a flood, a slow head), else the oldest idle keep-alive
+    /// one, so that a client between two requests is the last to go.
+    fn make_room_for(&self, newcomer: &Member) -> bool {
+        let mut members = self.members();
+        let older = || members.open.range(..newcomer.id);
+        let never_served = older().filter(|(_, slot)| !slot.served.load(Ordering::Acquire));
+        let chosen = never_served
+            .chain(older())
+            .find(|(_, slot)| slot.tell_to_close())
+            .map(|(&id, slot)| (id, slot.clone()));
+        let Some((id, slot)) = chosen else {
+            return false;
+        };
+        members.open.remove(&id);
+        slot.close.notify_one();
+        true
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.roster.members().open.remove(&self.id);
+    }
+}
+
+impl Slot {
+    /// Counts a request in flight until the guard drops; `None` once the connection was
+    /// told to close, when the request is only answered if it is a health check.
+    fn begin(self: &Arc<Self>) -> Option<InFlight> {
+        self.served.store(true, Ordering::Release);
+        let before = self.requests.fetch_add(1, Ordering::AcqRel);
+        // A request that came in after the close keeps its count, so that the
+        // connection lingers to deliver its answer.
+        (before & CLOSING == 0).then(|| InFlight(self.clone()))
+    }
+
+    /// Marks it closing if it has no request in flight.
+    fn tell_to_close(&self) -> bool {
+        self.requests
+            .compare_exchange(0, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Told to close, and no request came in since.
+    fn closed_unanswered(&self) -> bool {
+        self.requests.load(Ordering::Acquire) == CLOSING
+    }
+}
+
+struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How many connections of a gRPC port are open; one [`Open`] per connection, dropped
+/// when it ends.
 #[derive(Clone, Default)]
 struct Count(Arc<AtomicUsize>);
 
@@ -357,8 +489,16 @@ fn is_per_connection(e: &io::Error) -> bool {
 }
 
 /// The TLS handshake (bounded by the header timeout) or the plain stream.
-async fn secure(tcp: TcpStream, tls: Option<&Tls>, limits: &ConnectionLimits) -> Option<Stream> {
-    let tcp = Lingering(Some(tcp));
+async fn secure(
+    tcp: TcpStream,
+    slot: Option<Arc<Slot>>,
+    tls: Option<&Tls>,
+    limits: &ConnectionLimits,
+) -> Option<Stream> {
+    let tcp = Lingering {
+        tcp: Some(tcp),
+        slot,
+    };
     let Some(tls) = tls else {
         return Some(Stream::Plain(tcp));
     };
@@ -377,8 +517,10 @@ async fn secure(tcp: TcpStream, tls: Option<&Tls>, limits: &ConnectionLimits) ->
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true, then lets each connection
-/// finish its request in flight and returns once all are closed. Connections over the
-/// limit get `health` (one request, then closed) while the headroom lasts.
+/// finish its request in flight and returns once all are closed. At the limit, the
+/// oldest connection with no request in flight is closed to make room; when every one
+/// is busy, further connections get `health` (one request, then closed) while the
+/// headroom lasts.
 pub async fn serve_http(
     listener: TcpListener,
     app: Router,
@@ -388,39 +530,66 @@ pub async fn serve_http(
     nodelay: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let count = Count::default();
+    let roster = Roster::default();
     let (done, mut all_done) = mpsc::channel::<()>(1);
     loop {
         let tcp = tokio::select! {
             tcp = accept(&listener) => tcp,
             _ = shutdown.wait_for(|&stop| stop) => break,
         };
-        let (open, guard) = count.open();
-        if open > limits.max_connections + limits.health_headroom {
-            continue; // closed at once: the guard and the stream drop here
+        let (open, member) = roster.join();
+        let full = open > limits.max_connections && !roster.make_room_for(&member);
+        if full && open > limits.max_connections + limits.health_headroom {
+            continue; // closed at once: the member and the stream drop here
         }
-        let full = open > limits.max_connections;
-        let service = if full { health.clone() } else { app.clone() };
         let _ = tcp.set_nodelay(nodelay);
+        let (app, health) = (app.clone(), health.clone());
         let (tls, mut shutdown, done) = (tls.clone(), shutdown.clone(), done.clone());
+        if full {
+            // A connection in the headroom is never closed to make room.
+            member.slot.requests.fetch_add(1, Ordering::AcqRel);
+        }
         tokio::spawn(async move {
-            let _guard = guard;
             let _done = done;
-            // The first request must start within the header timeout: hyper's automatic
-            // choice between HTTP/1 and HTTP/2 reads the first bytes with no timer of its
-            // own, so a connection that never speaks would be held for ever.
-            if tls.is_none()
-                && tokio::time::timeout(limits.header_timeout, tcp.peek(&mut [0u8]))
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-            let Some(stream) = secure(tcp, tls.as_deref(), &limits).await else {
+            let slot = member.slot.clone();
+            let _member = member;
+            let opened = async {
+                // The first request must start within the header timeout: hyper's
+                // automatic choice between HTTP/1 and HTTP/2 reads the first bytes with no
+                // timer of its own, so a connection that never speaks would be held for
+                // ever.
+                if tls.is_none() {
+                    let mut first = [0u8];
+                    let first_bytes = tcp.peek(&mut first);
+                    if tokio::time::timeout(limits.header_timeout, first_bytes)
+                        .await
+                        .is_err()
+                    {
+                        return None;
+                    }
+                }
+                secure(tcp, Some(slot.clone()), tls.as_deref(), &limits).await
+            };
+            let stream = tokio::select! {
+                stream = opened => stream,
+                _ = slot.close.notified() => None,
+            };
+            let Some(stream) = stream else {
                 return;
             };
-            let service =
-                service.map_request(|r: hyper::Request<Incoming>| r.map(axum::body::Body::new));
+            let requests = slot.clone();
+            let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
+                let request = request.map(axum::body::Body::new);
+                let in_flight = requests.begin();
+                let router = match (&in_flight, full) {
+                    (Some(_), false) => app.clone(),
+                    _ => health.clone(),
+                };
+                async move {
+                    let _in_flight = in_flight;
+                    router.oneshot(request).await
+                }
+            });
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http1()
@@ -438,12 +607,21 @@ pub async fn serve_http(
                 TowerToHyperService::new(service),
             );
             let mut connection = pin!(connection);
-            tokio::select! {
+            let closing = tokio::select! {
                 _ = connection.as_mut() => return,
-                _ = shutdown.wait_for(|&stop| stop) => {}
-            }
+                _ = shutdown.wait_for(|&stop| stop) => false,
+                _ = slot.close.notified() => true,
+            };
+            // Closes the connection if idle, else lets its request in flight finish. One
+            // closed to make room had none when told, but may still be writing an
+            // earlier answer or hold part of a head, which hyper would wait for: it gets
+            // the lingering time to finish.
             connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            if closing {
+                let _ = tokio::time::timeout(LINGER_TIME, connection).await;
+            } else {
+                let _ = connection.await;
+            }
         });
     }
     drop(done);
@@ -473,7 +651,7 @@ pub fn grpc_incoming(
             let _ = tcp.set_nodelay(nodelay);
             let (sender, tls) = (sender.clone(), tls.clone());
             tokio::spawn(async move {
-                if let Some(stream) = secure(tcp, tls.as_deref(), &limits).await {
+                if let Some(stream) = secure(tcp, None, tls.as_deref(), &limits).await {
                     let _ = sender
                         .send(Ok(Counted {
                             stream,

@@ -1,5 +1,5 @@
 //! Holding under fire: restricted APIs, browser pages of other origins, the connection
-//! cap with its health headroom, slow clients, and 429 before a body is read.
+//! cap (room made by closing idle connections, then a health headroom), slow clients, and 429 before a body is read.
 
 use std::time::Duration;
 
@@ -133,27 +133,114 @@ async fn a_page_of_another_origin_cannot_unload_a_model() {
     assert!(!server.runtime().model_ready(MODEL, None));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn over_the_connection_cap_only_health_is_served() {
+/// A server whose HTTP port serves two connections, with one more for health checks.
+fn server_with_two_connections() -> (TestServer, String) {
     let server = server_with(|config| {
         config.connections.max_connections = 2;
         config.connections.health_headroom = 1;
     });
     let address = server.url("").trim_start_matches("http://").to_string();
-    // Two idle connections take the cap.
-    let mut idle = Vec::new();
+    (server, address)
+}
+
+fn get(path: &str, address: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+/// Sends a GET on a connection kept alive and reads the answer's first bytes.
+async fn ask_keeping_alive(stream: &mut TcpStream, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_cap_a_connection_that_never_sent_a_request_makes_room() {
+    let (_server, address) = server_with_two_connections();
+    // A client that was answered and keeps its connection, then a slow-loris
+    // connection, take the cap.
+    let mut client = TcpStream::connect(&address).await.unwrap();
+    assert!(ask_keeping_alive(&mut client, "/v2")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A new client is served in full: the slow head is closed for it, unanswered and
+    // long before its header timeout, though the answered client's is older.
+    let mut newcomer = TcpStream::connect(&address).await.unwrap();
+    let answer = ask_keeping_alive(&mut newcomer, "/v2").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = read_until_closed(&mut slow).await;
+    assert!(!answer.contains("200"), "{answer}");
+    // The same for a connection that never sends a byte.
+    drop(newcomer);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut idle = TcpStream::connect(&address).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut newcomer = TcpStream::connect(&address).await.unwrap();
+    let answer = ask_keeping_alive(&mut newcomer, "/v2").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(read_until_closed(&mut idle).await, "");
+    // The first client kept its connection throughout.
+    let answer = ask_keeping_alive(&mut client, "/v2").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_cap_an_idle_keep_alive_connection_makes_room_last() {
+    let (_server, address) = server_with_two_connections();
+    // Two answered clients, both idle between requests, take the cap.
+    let mut first = TcpStream::connect(&address).await.unwrap();
+    assert!(ask_keeping_alive(&mut first, "/v2")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let mut second = TcpStream::connect(&address).await.unwrap();
+    assert!(ask_keeping_alive(&mut second, "/v2")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // A third is served: the older of the two is closed, the other keeps serving.
+    let mut third = TcpStream::connect(&address).await.unwrap();
+    assert!(ask_keeping_alive(&mut third, "/v2")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert_eq!(read_until_closed(&mut first).await, "");
+    assert!(ask_keeping_alive(&mut second, "/v2")
+        .await
+        .starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_every_connection_is_busy_only_health_is_served() {
+    let (server, address) = server_with_two_connections();
+    // Two requests in flight take the cap: their heads are in, their bodies are not.
+    let mut busy = Vec::new();
     for _ in 0..2 {
-        idle.push(TcpStream::connect(&address).await.unwrap());
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        busy.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ask = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").into_bytes();
     // The headroom: health answers, anything else is 503; one request, then closed.
     let mut third = TcpStream::connect(&address).await.unwrap();
-    third.write_all(&ask("/v2/health/ready")).await.unwrap();
+    third
+        .write_all(&get("/v2/health/ready", &address))
+        .await
+        .unwrap();
     let answer = read_until_closed(&mut third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let mut third = TcpStream::connect(&address).await.unwrap();
-    third.write_all(&ask("/v2")).await.unwrap();
+    third.write_all(&get("/v2", &address)).await.unwrap();
     let answer = read_until_closed(&mut third).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("connection limit"), "{answer}");
@@ -161,10 +248,18 @@ async fn over_the_connection_cap_only_health_is_served() {
     let hold = TcpStream::connect(&address).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut beyond = TcpStream::connect(&address).await.unwrap();
-    let _ = beyond.write_all(&ask("/v2/health/ready")).await;
+    let _ = beyond.write_all(&get("/v2/health/ready", &address)).await;
     assert_eq!(read_until_closed(&mut beyond).await, "");
-    // Once the idle ones go, normal service is back.
-    drop(idle);
+    // The busy connections were not closed to make room: nothing came back on them.
+    for stream in &mut busy {
+        let read = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut [0u8])).await;
+        assert!(
+            read.is_err(),
+            "a busy connection was answered or closed: {read:?}"
+        );
+    }
+    // Once they end, normal service is back.
+    drop(busy);
     drop(hold);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let response = reqwest::get(server.url("/v2")).await.unwrap();
