@@ -155,23 +155,32 @@ def mlserver_workers_text(workers):
     return f"inference in {workers} worker processes, each with its own copy of the model"
 
 
-def model_table(rows, model):
-    ferro = {(r["protocol"], r["concurrency"]): r for r in rows
-             if r["model"] == model and r["server"] == "ferroserve"}
-    lines = ["| server | protocol | concurrency | infer/s | p50 ms | p99 ms | throughput / ferroserve | p99 / ferroserve |",
+def ratio_table(rows, columns, baseline, order_key):
+    """A markdown table of `rows` (one model's or one image's), each peer's row set against
+    the ferroserve row at the key `baseline(row)` gives: (protocol, concurrency). `columns`
+    names the protocol column, the rate column and the rate in the ratio's heading."""
+    way, rate, ratio = columns
+    ferro = {(r["protocol"], r["concurrency"]): r for r in rows if r["server"] == "ferroserve"}
+    lines = [f"| server | {way} | concurrency | {rate} | p50 ms | p99 ms | {ratio} / ferroserve | p99 / ferroserve |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in sorted((r for r in rows if r["model"] == model), key=order):
-        base = ferro.get((r["protocol"], r["concurrency"]))
+    for r in sorted(rows, key=order_key):
+        base = ferro.get(baseline(r))
         if r["server"] == "ferroserve" or base is None:
             tput_ratio = p99_ratio = "—"
         else:
             tput_ratio = f"{r['throughput'] / base['throughput']:.2f}x"
             p99_ratio = f"{r['p99_ms'] / base['p99_ms']:.2f}x"
         mark = " *" if r["unstable"] else ""
-        lines.append(f"| {r['server']} | {r['protocol']} | {r['concurrency']} | "
+        level = "—" if r["concurrency"] is None else r["concurrency"]
+        lines.append(f"| {r['server']} | {r['protocol']} | {level} | "
                      f"{r['throughput']:.1f}{mark} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{tput_ratio} | {p99_ratio} |")
     return "\n".join(lines)
+
+
+def model_table(rows, model):
+    return ratio_table([r for r in rows if r["model"] == model], ("protocol", "infer/s", "throughput"),
+                       lambda r: (r["protocol"], r["concurrency"]), order)
 
 
 def charts(rows, model, out_dir):
@@ -371,24 +380,10 @@ def image_order(row):
 def image_table(rows, image):
     # The baseline: ferroserve under perf_analyzer on the same transport (MLServer's HTTP
     # JSON against ferroserve's HTTP with binary tensors).
-    ferro = {(r["protocol"], r["concurrency"]): r for r in rows
-             if r["image"] == image and r["server"] == "ferroserve"}
-    lines = ["| server | way | concurrency | images/s | p50 ms | p99 ms | images/s / ferroserve | p99 / ferroserve |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in sorted((r for r in rows if r["image"] == image), key=image_order):
-        transport = "http" if r["protocol"] == "http-json" else r["protocol"]
-        base = ferro.get((transport, r["concurrency"]))
-        if r["server"] == "ferroserve" or base is None:
-            tput_ratio = p99_ratio = "—"
-        else:
-            tput_ratio = f"{r['throughput'] / base['throughput']:.2f}x"
-            p99_ratio = f"{r['p99_ms'] / base['p99_ms']:.2f}x"
-        mark = " *" if r["unstable"] else ""
-        level = "—" if r["concurrency"] is None else r["concurrency"]
-        lines.append(f"| {r['server']} | {r['protocol']} | {level} | "
-                     f"{r['throughput']:.1f}{mark} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{tput_ratio} | {p99_ratio} |")
-    return "\n".join(lines)
+    def same_transport(r):
+        return ("http" if r["protocol"] == "http-json" else r["protocol"], r["concurrency"])
+    return ratio_table([r for r in rows if r["image"] == image], ("way", "images/s", "images/s"),
+                       same_transport, image_order)
 
 
 def image_charts(rows, images, out_dir):

@@ -1,6 +1,7 @@
 //! Class labels of a classification output: Triton's `label_filename`, one label per line.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A labels file that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,8 @@ pub enum LabelsError {
 /// Class labels, indexed by class: the label of class `i` is line `i + 1` of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Labels {
-    labels: Vec<String>,
+    /// Shared, so that an answer names its classes without copying their text.
+    labels: Vec<Arc<str>>,
 }
 
 impl Labels {
@@ -28,7 +30,7 @@ impl Labels {
     /// Empty lines inside the text are kept as empty labels so indices stay aligned.
     pub fn parse(text: &str) -> Self {
         Labels {
-            labels: text.lines().map(str::to_string).collect(),
+            labels: text.lines().map(Arc::from).collect(),
         }
     }
 
@@ -53,7 +55,12 @@ impl Labels {
 
     /// The label of class `index`, if the file has that many lines.
     pub fn get(&self, index: usize) -> Option<&str> {
-        self.labels.get(index).map(String::as_str)
+        self.labels.get(index).map(|label| &**label)
+    }
+
+    /// The label of class `index`, shared rather than copied.
+    pub fn shared(&self, index: usize) -> Option<Arc<str>> {
+        self.labels.get(index).cloned()
     }
 
     /// Number of labels.

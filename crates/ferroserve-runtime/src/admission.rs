@@ -3,6 +3,7 @@
 //! preprocessed or queued for a request that fails here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ferroserve_core::config::ShapeMap;
@@ -37,7 +38,7 @@ pub struct Signature {
     /// Where one encoded image goes for `/classify`: the engine input it is preprocessed
     /// into and the name clients send images under (empty when they cannot); `None`
     /// when the model declares no image preprocessing.
-    image: Option<(usize, String)>,
+    image: Option<(usize, Arc<str>)>,
 }
 
 /// How one request input reaches the engine.
@@ -75,7 +76,7 @@ pub enum AdmittedInput {
     Tensor(JobTensor),
     /// Encoded images to preprocess, with the name and shape they were sent with.
     Images {
-        name: String,
+        name: Arc<str>,
         shape: Vec<usize>,
         images: Vec<Bytes>,
     },
@@ -106,10 +107,8 @@ impl Signature {
             .image_input
             .filter(|_| model.preprocessing.is_some())
             .map(|position| {
-                (
-                    position,
-                    model.encoded_image_input.clone().unwrap_or_default(),
-                )
+                let name = model.encoded_image_input.as_deref().unwrap_or_default();
+                (position, Arc::from(name))
             });
         signature
     }
@@ -254,7 +253,7 @@ impl Signature {
                     let images = self.images(input)?;
                     let batch = (self.max_batch > 0).then_some(images.len());
                     let admitted = AdmittedInput::Images {
-                        name: input.name().to_string(),
+                        name: Arc::from(input.name()),
                         shape: input.shape().to_vec(),
                         images,
                     };

@@ -1,6 +1,7 @@
 //! Inference requests and responses as both front ends decode and encode them, free of
 //! any wire format.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -329,7 +330,7 @@ pub enum OutputData {
 /// One class of an image classified by [`crate::Runtime::classify_image`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClassifiedAs {
-    pub label: Option<String>,
+    pub label: Option<Arc<str>>,
     pub index: usize,
     pub probability: f32,
 }

@@ -270,6 +270,8 @@ pub struct ModelMetrics {
     pub inferences: Counter,
     pub executions: Counter,
     pub queue_depth: Gauge,
+    /// The server-wide in-flight gauge (no labels), resolved once.
+    pub inflight: Gauge,
     pub cache_hits: Counter,
     pub cache_misses: Counter,
 }
@@ -298,6 +300,7 @@ impl ModelMetrics {
             inferences: metrics::counter!(INFERENCES, &labels),
             executions: metrics::counter!(EXECUTIONS, &labels),
             queue_depth: metrics::gauge!(QUEUE_DEPTH, &labels),
+            inflight: metrics::gauge!(INFLIGHT),
             cache_hits: metrics::counter!(CACHE_LOOKUPS, &result("hit")),
             cache_misses: metrics::counter!(CACHE_LOOKUPS, &result("miss")),
             triton: TritonMetrics::new(&labels),

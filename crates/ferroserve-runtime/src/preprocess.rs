@@ -84,6 +84,10 @@ impl PreprocessPool {
             })?;
             replies.push(result);
         }
+        if replies.len() == 1 {
+            // One image, as /classify sends: its own buffer is the batch, not copied.
+            return received(replies.pop().expect("one reply"), 0).await;
+        }
         let image_bytes = settings.image_bytes();
         let mut batch = TensorBuf::with_capacity(image_bytes * images.len());
         batch.resize(image_bytes * images.len());
@@ -92,17 +96,24 @@ impl PreprocessPool {
             .zip(batch.as_bytes_mut().chunks_mut(image_bytes))
             .enumerate()
         {
-            let image = reply
-                .await
-                .map_err(|_| ServeError::ShuttingDown)?
-                .map_err(|source| ServeError::InvalidImage {
-                    index: i,
-                    source: source.into(),
-                })?;
-            slot.copy_from_slice(image.as_bytes());
+            slot.copy_from_slice(received(reply, i).await?.as_bytes());
         }
         Ok(batch)
     }
+}
+
+/// The preprocessed image `index` of a request, once its thread is done with it.
+async fn received(
+    reply: oneshot::Receiver<Result<TensorBuf, VisionError>>,
+    index: usize,
+) -> Result<TensorBuf, ServeError> {
+    reply
+        .await
+        .map_err(|_| ServeError::ShuttingDown)?
+        .map_err(|source| ServeError::InvalidImage {
+            index,
+            source: source.into(),
+        })
 }
 
 fn preprocess(

@@ -123,7 +123,7 @@ pub fn classes(
     Ok(rank(scores, k, served.model.softmax)
         .into_iter()
         .map(|c| ClassifiedAs {
-            label: labels.and_then(|l| l.get(c.index)).map(str::to_string),
+            label: labels.and_then(|l| l.shared(c.index)),
             index: c.index,
             probability: c.score,
         })

@@ -153,7 +153,7 @@ impl Telemetry {
     /// Starts tracking one request: counted in flight now, and when dropped (also when
     /// the client goes away mid-request) recorded with its outcome and duration.
     pub fn track(&self) -> RequestTracker<'_> {
-        metrics::gauge!(m::INFLIGHT).increment(1.0);
+        self.metrics.inflight.increment(1.0);
         RequestTracker {
             telemetry: self,
             started: Instant::now(),
@@ -191,8 +191,8 @@ impl RequestTracker<'_> {
 
 impl Drop for RequestTracker<'_> {
     fn drop(&mut self) {
-        metrics::gauge!(m::INFLIGHT).decrement(1.0);
         let metrics = &self.telemetry.metrics;
+        metrics.inflight.decrement(1.0);
         match self.outcome {
             "success" => metrics.succeeded.increment(1),
             failed => metrics.failed(failed).increment(1),

@@ -24,6 +24,9 @@ mod extract;
 mod infer;
 mod ui;
 
+/// The decoder of inference request bodies, public for the fuzz targets (fuzz/).
+pub use infer::{decode_request, OutputEncoding};
+
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
