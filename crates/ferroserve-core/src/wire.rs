@@ -356,7 +356,9 @@ pub fn json_to_strings(shape: &[usize], json: &str) -> Result<Vec<Bytes>, WireEr
     Ok(strings)
 }
 
-fn element_count(dtype: DataType, shape: &[usize]) -> Result<usize, WireError> {
+/// Elements of a tensor of `shape`; an error, not a wrapped number, when a client's shape
+/// multiplies past what a `usize` holds.
+pub fn element_count(dtype: DataType, shape: &[usize]) -> Result<usize, WireError> {
     shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -588,7 +590,7 @@ pub fn split_bytes(data: &Bytes) -> Result<Vec<Bytes>, WireError> {
 /// Checks that `data` holds exactly the `BYTES` elements of a tensor of `shape`, in their
 /// binary form.
 pub fn check_bytes(shape: &[usize], data: &[u8]) -> Result<(), WireError> {
-    let expected = shape.iter().product::<usize>();
+    let expected = element_count(DataType::Bytes, shape)?;
     let mut got = 0;
     for element in bytes_elements(data) {
         element?;
@@ -781,6 +783,13 @@ mod tests {
         ));
         assert!(check_bytes(&[3], &encoded[..encoded.len() - 1]).is_err());
         assert!(check_bytes(&[0], &[]).is_ok());
+        // Found by fuzz/tensor_wire: a shape whose product overflows (to 0, wrapped) is
+        // refused, not taken for an empty tensor nor a panic.
+        let huge = [1usize << 32, 1 << 32];
+        assert!(matches!(
+            check_bytes(&huge, &[]),
+            Err(WireError::ByteSize { expected: None, .. })
+        ));
         assert_eq!(bytes_prefix_len(&encoded, 0), Some(0));
         assert_eq!(bytes_prefix_len(&encoded, 1), Some(6));
         assert_eq!(bytes_prefix_len(&encoded, 2), Some(10));

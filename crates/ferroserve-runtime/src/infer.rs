@@ -191,7 +191,8 @@ impl InferInput {
         elements: Vec<Bytes>,
     ) -> Result<Self, ServeError> {
         let name = name.into();
-        let expected = shape.iter().product::<usize>();
+        let expected = wire::element_count(DataType::Bytes, &shape)
+            .map_err(|e| ServeError::tensor(Place::Input(&name), e))?;
         if elements.len() != expected {
             let error = WireError::ElementCount {
                 shape,

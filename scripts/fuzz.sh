@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs each fuzz target of fuzz/ for SECONDS (default 60) with cargo-fuzz (libFuzzer,
+# AddressSanitizer, a nightly toolchain), each from its corpus in fuzz/corpus/TARGET,
+# seeded from the repository's own test files. A crash stops the run and leaves its
+# input in fuzz/artifacts/TARGET/.
+#
+#   scripts/fuzz.sh               # every target, 60 s each
+#   SECONDS_EACH=600 scripts/fuzz.sh image infer_request
+#
+# Needs rustup's nightly toolchain (rustup toolchain install nightly); installs
+# cargo-fuzz from crates.io into ~/.cargo/bin the first time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${SECONDS_EACH:-60}
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image infer_request model_config tensor_wire)
+CARGO_FUZZ_VERSION=0.13.2
+
+if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    cargo install --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz
+fi
+
+# Seeds: what the tests send, so that libFuzzer starts from valid inputs.
+seed() {
+    local target=$1 dir=fuzz/corpus/$1
+    mkdir -p "$dir"
+    case $target in
+        image) cp tests/data/images/*.jpg tests/data/images/*.png tests/data/compare-images/*.png "$dir"/ ;;
+        model_config) find models tests/data -name config.pbtxt -size -64k | while read -r f; do
+                cp "$f" "$dir/$(echo "$f" | tr / _)"; done ;;
+        infer_request) printf '%s' '{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}],"outputs":[{"name":"logits","parameters":{"binary_data":true,"classification":3}}]}' > "$dir/json" ;;
+        tensor_wire) printf '\x0a\x02\x00\x03\x00[[1,2,3],[4,5,6]]' > "$dir/json" ;;
+    esac
+}
+
+for target in "${TARGETS[@]}"; do
+    seed "$target"
+    echo "fuzz: $target for $SECONDS_EACH s" >&2
+    # -rss_limit_mb: a decode that tried to hold more than the pixel limit would trip it.
+    cargo +nightly fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1
+done
