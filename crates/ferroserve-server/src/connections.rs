@@ -188,8 +188,8 @@ const LINGER_BYTES: usize = 8 << 20;
 /// client's buffers. Once served, this stops writing (FIN after the answer) and reads
 /// and drops what the client still sends, for at most [`LINGER_TIME`] and
 /// [`LINGER_BYTES`], before it closes: nginx's lingering close.
-/// A connection closed to make room ([`Roster::make_room_for`]) with no request answered since
-/// has nothing to deliver, and closes at once.
+/// A connection closed to make room ([`Roster::make_room_for`]) with no request answered
+/// since has nothing to deliver, and closes at once.
 pub struct Lingering {
     tcp: Option<TcpStream>,
     slot: Option<Arc<Slot>>,
@@ -423,6 +423,12 @@ impl Slot {
         (before & CLOSING == 0).then(|| InFlight(self.clone()))
     }
 
+    /// Never to be closed to make room (a connection in the health headroom): counted as
+    /// one request in flight for as long as it is open.
+    fn keep_open(&self) {
+        self.requests.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Marks it closing if it has no request in flight.
     fn tell_to_close(&self) -> bool {
         self.requests
@@ -546,8 +552,7 @@ pub async fn serve_http(
         let (app, health) = (app.clone(), health.clone());
         let (tls, mut shutdown, done) = (tls.clone(), shutdown.clone(), done.clone());
         if full {
-            // A connection in the headroom is never closed to make room.
-            member.slot.requests.fetch_add(1, Ordering::AcqRel);
+            member.slot.keep_open();
         }
         tokio::spawn(async move {
             let _done = done;

@@ -1,5 +1,6 @@
 //! Holding under fire: restricted APIs, browser pages of other origins, the connection
-//! cap (room made by closing idle connections, then a health headroom), slow clients, and 429 before a body is read.
+//! cap (room made by closing idle connections, then a health headroom), slow clients,
+//! and 429 before a body is read.
 
 use std::time::Duration;
 
@@ -147,16 +148,20 @@ fn get(path: &str, address: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").into_bytes()
 }
 
-/// Sends a GET on a connection kept alive and reads the answer's first bytes.
-async fn ask_keeping_alive(stream: &mut TcpStream, path: &str) -> String {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+/// Sends `GET /v2` on a connection kept alive and asserts that the answer's first bytes
+/// say 200.
+async fn assert_served_keeping_alive(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = [0u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut answer))
         .await
         .expect("an answer")
         .unwrap_or(0);
-    String::from_utf8_lossy(&answer[..read]).into_owned()
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -165,9 +170,7 @@ async fn at_the_cap_a_connection_that_never_sent_a_request_makes_room() {
     // A client that was answered and keeps its connection, then a slow-loris
     // connection, take the cap.
     let mut client = TcpStream::connect(&address).await.unwrap();
-    assert!(ask_keeping_alive(&mut client, "/v2")
-        .await
-        .starts_with("HTTP/1.1 200"));
+    assert_served_keeping_alive(&mut client).await;
     let mut slow = TcpStream::connect(&address).await.unwrap();
     slow.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
@@ -176,8 +179,7 @@ async fn at_the_cap_a_connection_that_never_sent_a_request_makes_room() {
     // A new client is served in full: the slow head is closed for it, unanswered and
     // long before its header timeout, though the answered client's is older.
     let mut newcomer = TcpStream::connect(&address).await.unwrap();
-    let answer = ask_keeping_alive(&mut newcomer, "/v2").await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_served_keeping_alive(&mut newcomer).await;
     let answer = read_until_closed(&mut slow).await;
     assert!(!answer.contains("200"), "{answer}");
     // The same for a connection that never sends a byte.
@@ -186,12 +188,10 @@ async fn at_the_cap_a_connection_that_never_sent_a_request_makes_room() {
     let mut idle = TcpStream::connect(&address).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut newcomer = TcpStream::connect(&address).await.unwrap();
-    let answer = ask_keeping_alive(&mut newcomer, "/v2").await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_served_keeping_alive(&mut newcomer).await;
     assert_eq!(read_until_closed(&mut idle).await, "");
     // The first client kept its connection throughout.
-    let answer = ask_keeping_alive(&mut client, "/v2").await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_served_keeping_alive(&mut client).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -199,22 +199,14 @@ async fn at_the_cap_an_idle_keep_alive_connection_makes_room_last() {
     let (_server, address) = server_with_two_connections();
     // Two answered clients, both idle between requests, take the cap.
     let mut first = TcpStream::connect(&address).await.unwrap();
-    assert!(ask_keeping_alive(&mut first, "/v2")
-        .await
-        .starts_with("HTTP/1.1 200"));
+    assert_served_keeping_alive(&mut first).await;
     let mut second = TcpStream::connect(&address).await.unwrap();
-    assert!(ask_keeping_alive(&mut second, "/v2")
-        .await
-        .starts_with("HTTP/1.1 200"));
+    assert_served_keeping_alive(&mut second).await;
     // A third is served: the older of the two is closed, the other keeps serving.
     let mut third = TcpStream::connect(&address).await.unwrap();
-    assert!(ask_keeping_alive(&mut third, "/v2")
-        .await
-        .starts_with("HTTP/1.1 200"));
+    assert_served_keeping_alive(&mut third).await;
     assert_eq!(read_until_closed(&mut first).await, "");
-    assert!(ask_keeping_alive(&mut second, "/v2")
-        .await
-        .starts_with("HTTP/1.1 200"));
+    assert_served_keeping_alive(&mut second).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
