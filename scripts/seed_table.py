@@ -41,13 +41,15 @@ import onnxruntime as ort
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "failure"))
+from harness import Server  # noqa: E402
 from pillow_preprocess import preprocess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "efficientnet-lite0"
 IMAGES = 1000
 REPEATED_SHARE = 0.5
-PORT = int(os.environ.get("SEED_TABLE_PORT", "18700"))
+CLASSIFY = f"/v2/models/{MODEL}/classify?top_k=1"
 
 
 def base_photos():
@@ -124,42 +126,30 @@ def classify_cli(binary, folder, count):
                   "wall_s": wall, "startup_and_one_image_s": one}
 
 
-class Server:
-    def __init__(self, binary, log, *flags):
-        self.process = subprocess.Popen(
-            [binary, "serve", "--host", "127.0.0.1", "--http-port", str(PORT),
-             "--grpc-port", str(PORT + 1), "--metrics-port", str(PORT + 2), *flags],
-            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-        for _ in range(600):
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
-                connection.request("GET", "/v2/health/ready")
-                if connection.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.process.kill()
-        sys.exit(f"the server did not get ready; see {log}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        self.process.terminate()
-        self.process.wait()
+def connect(server):
+    """A keep-alive connection to `server` with Nagle off, as `ferroserve bench` uses."""
+    host, port = server.http.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.connect()
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
 
 
-def through_server(stream, concurrency):
+def classify(connection, body):
+    """POST /classify: (status, answer bytes)."""
+    connection.request("POST", CLASSIFY, body=body)
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def through_server(server, stream, concurrency):
     """Sends each (name, bytes) of `stream` once, `concurrency` at a time, one
     keep-alive connection per client thread; returns top-1 per name and the figures."""
     next_index, lock = [0], threading.Lock()
     top1, seconds, failures = {}, [], []
 
     def client():
-        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-        connection.connect()
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = connect(server)
         while True:
             with lock:
                 i = next_index[0]
@@ -168,18 +158,16 @@ def through_server(stream, concurrency):
                 return
             name, body = stream[i]
             t = time.perf_counter()
-            connection.request("POST", f"/v2/models/{MODEL}/classify?top_k=1", body=body)
-            response = connection.getresponse()
-            answer = response.read()
+            status, answer = classify(connection, body)
             elapsed = time.perf_counter() - t
             with lock:
-                if response.status != 200:
-                    failures.append(f"{name}: {response.status} {answer[:200]!r}")
+                if status != 200:
+                    failures.append(f"{name}: {status} {answer[:200]!r}")
                     continue
                 top1[name] = json.loads(answer)[0]["index"]
                 seconds.append(elapsed)
 
-    warm_up()
+    warm_up(server)
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
     start = time.perf_counter()
     for t in threads:
@@ -193,14 +181,13 @@ def through_server(stream, concurrency):
                   "p99_ms": quantile(seconds, 0.99) * 1e3, "concurrency": concurrency}
 
 
-def warm_up():
+def warm_up(server):
     """A few requests of a photo that is not in any stream, so that no stream image is
     cached by the warm-up."""
-    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    connection = connect(server)
     body = (ROOT / "tests/data/images/coffee.jpg").read_bytes()
     for _ in range(8):
-        connection.request("POST", f"/v2/models/{MODEL}/classify?top_k=1", body=body)
-        connection.getresponse().read()
+        classify(connection, body)
 
 
 def agreement(reference, top1):
@@ -234,6 +221,7 @@ def repeated_stream(files):
 
 def main():
     binary, out = sys.argv[1], Path(sys.argv[2])
+    os.environ["FERROSERVE_BIN"] = binary  # the harness's Server starts this binary
     shutil.rmtree(out, ignore_errors=True)
     files, bases = make_images(out / "images")
     stream = [(p.name, p.read_bytes()) for p in files]
@@ -248,18 +236,18 @@ def main():
     rows.append(("`ferroserve classify` on the folder (no server)", figures, agreement(reference, top1)))
 
     for name, flags in [("`ferroserve serve --naive`", ["--naive"]), ("`ferroserve serve`", [])]:
-        with Server(binary, out / "server.log", *flags):
+        with Server(*flags) as server:
             for concurrency in (1, 4):
                 print(f"{name} c={concurrency} ...", file=sys.stderr)
-                top1, figures = through_server(stream, concurrency)
+                top1, figures = through_server(server, stream, concurrency)
                 rows.append((f"{name}, POST /classify, cache off", figures, agreement(reference, top1)))
 
     repeated = repeated_stream(files)
     share = 1 - len(set(repeated)) / len(repeated)
     cached_stream = [(p.name, p.read_bytes()) for p in repeated]
-    with Server(binary, out / "server-cached.log", "--model-repository", str(cached_repository(out))):
+    with Server("--model-repository", str(cached_repository(out))) as server:
         print("ferroserve serve, cache on ...", file=sys.stderr)
-        top1, figures = through_server(cached_stream, 4)
+        top1, figures = through_server(server, cached_stream, 4)
         rows.append((f"`ferroserve serve`, POST /classify, cache on, {share:.0%} repeated",
                      figures, agreement(reference, top1)))
 
