@@ -5,7 +5,7 @@
 #   3. the same server loaded by perf_analyzer over HTTP, with the CPU time each process
 #      used, to show how much of the two cores the client takes.
 # Environment: LEVELS (default 1,16), DURATION (default 10s), ENGINE (default: the
-# model's configuration, ONNX Runtime), PRECISION (default: the configuration's, auto).
+# model's configuration, ONNX Runtime), PRECISION (default: the configuration's, f32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LEVELS=${LEVELS:-1,16}

@@ -121,7 +121,7 @@ pub struct BenchArgs {
     #[arg(long, env = "FERROSERVE_ENGINE")]
     engine: Option<EngineKind>,
     /// In-process: precision, auto, f32, bf16, f16 or int8. Default: the model's
-    /// configuration, else auto.
+    /// configuration, else f32.
     #[arg(long, env = "FERROSERVE_PRECISION")]
     precision: Option<Precision>,
     /// In-process: path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).

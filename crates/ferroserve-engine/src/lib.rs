@@ -86,7 +86,7 @@ impl std::str::FromStr for EngineKind {
 pub struct EngineOptions {
     /// Threads one inference may use (intra-op parallelism).
     pub intra_op_threads: usize,
-    /// The precision to compute in; `None` is [`Precision::Auto`] for [`load`], and the
+    /// The precision to compute in; `None` is [`Precision::F32`] for [`load`], and the
     /// model configuration's precision for [`model::LoadedModel::load`].
     pub precision: Option<Precision>,
     /// Explicit path of the ONNX Runtime shared library; see [`onnxruntime::library_path`].

@@ -68,7 +68,7 @@ pub fn engine_for(config: &ModelConfig, chosen: Option<EngineKind>) -> EngineKin
 impl LoadedModel {
     /// Loads `version` of the model `description` on the engine [`engine_for`] chooses,
     /// in `options.precision` when given, else the configuration's precision, else
-    /// [`Precision::Auto`](ferroserve_core::Precision::Auto). Every failure of the engine
+    /// [`Precision::F32`](ferroserve_core::Precision::F32). Every failure of the engine
     /// names the model file.
     pub fn load(
         description: &ModelDescription,

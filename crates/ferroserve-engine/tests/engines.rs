@@ -460,7 +460,8 @@ mod openvino_only {
     }
 
     /// bf16 and f16 load where the CPU computes them natively, as OpenVINO reports it,
-    /// and are refused with the reason elsewhere; auto is bf16 where it is native.
+    /// and are refused with the reason elsewhere; auto is bf16 where it is native, and no
+    /// precision at all is f32.
     #[test]
     fn reduced_precisions_follow_what_the_cpu_computes_natively() {
         let (capabilities, cpu) = openvino::cpu_capabilities(None).unwrap();
@@ -504,6 +505,11 @@ mod openvino_only {
             Precision::F32
         };
         assert_eq!(auto.precision(), expected);
+        // Without a precision it is f32 whatever the CPU: bf16 is asked for, never assumed.
+        let default =
+            ferroserve_engine::load(EngineKind::OpenVino, &bundled_model(), &Default::default())
+                .unwrap();
+        assert_eq!(default.precision(), Precision::F32);
     }
 
     /// The configuration's precision (Triton's `HINT_BF16` here) reaches the engine,

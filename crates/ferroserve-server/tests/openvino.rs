@@ -25,7 +25,7 @@ fn bundled_copy(repository: &TempRepository, name: &str, extra: &str) {
     let config = folder.join("config.pbtxt");
     let text = std::fs::read_to_string(&config).unwrap();
     let precision =
-        r#"parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "auto" } }"#;
+        r#"parameters { key: "INFERENCE_PRECISION_HINT" value { string_value: "f32" } }"#;
     assert!(
         text.contains(precision),
         "the bundled config states its precision"

@@ -13,8 +13,8 @@ pub struct EngineArgs {
     #[arg(long, env = "FERROSERVE_ENGINE")]
     pub engine: Option<EngineKind>,
     /// Precision for every model: auto, f32, bf16, f16 or int8 (a quantized model file).
-    /// Default: each model's parameter INFERENCE_PRECISION_HINT (or HINT_BF16), else auto:
-    /// bf16 where the CPU computes it natively and the engine is OpenVINO, else f32.
+    /// Default: each model's parameter INFERENCE_PRECISION_HINT (or HINT_BF16), else f32.
+    /// auto is bf16 where the CPU computes it natively and the engine is OpenVINO, else f32.
     #[arg(long, env = "FERROSERVE_PRECISION")]
     pub precision: Option<Precision>,
     /// Path of libonnxruntime.so.1.32.0 (also read from ORT_DYLIB_PATH).
