@@ -10,7 +10,11 @@ within the latency target, refuse the rest at once with 429, and give back its m
 
 The server runs with --max-queue-wait-ms at half the target: a request that would wait
 longer behind the queued work is refused before any work goes into it. --quick (CI): 3 s
-windows, the mechanism checked, no figures claimed.
+windows at 2.5x unless --factor says otherwise, the mechanism checked, no figures claimed.
+CI runs the debug build, whose HTTP path reads about 700-1,000 tensor bodies of 600 KB a
+second on 2 cores: at 5x the capacity of a fast CPU's engine (1,345 req/s on a Zen 5 EPYC)
+it is that, not admission, that gets measured, and the run collapses in a way the release
+build does not (the release build held 1,567 req/s with a 429 p99 of 19 ms).
 """
 
 import argparse
@@ -70,11 +74,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--factor", type=float, default=5.0)
+    parser.add_argument("--factor", type=float, help="times capacity (default 5, 2.5 with --quick)")
     parser.add_argument("--target-ms", type=int, default=100)
     parser.add_argument("--workloads", default="tensors,images")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.factor is None:
+        args.factor = 2.5 if args.quick else 5.0
     results = [run(w, args) for w in args.workloads.split(",")]
     print(f"overload at {args.factor}x capacity, {build_name()} build, {cpu_name()}, "
           f"latency target {args.target_ms} ms (--max-queue-wait-ms {args.target_ms // 2})")
