@@ -1,8 +1,9 @@
 """Soak: MINUTES at 70% of capacity, mixed protocols (HTTP binary tensors, gRPC, images),
 as three open loops of equal rate. Capacity is measured the same way, the three clients
-at once (closed loops), so that their own CPU is counted. Each minute is measured on its own: its p99 per
-protocol, and the server's resident memory. Memory must not grow (slope about 0 MB per
-minute once warm) and p99 must not drift (the last minutes within 10% of the first).
+at once (closed loops), so that their own CPU is counted. Each minute is measured on its
+own: its p99 per protocol, and the server's resident memory. Memory must not grow (slope
+about 0 MB per minute once warm) and p99 must not drift (the last minutes within 10% of
+the first).
 
     scripts/failure/soak.py [--quick] [--minutes 30] [--load 0.7] [--json FILE]
 

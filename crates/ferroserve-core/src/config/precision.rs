@@ -9,7 +9,7 @@ use super::{ConfigError, ModelConfig};
 pub enum Precision {
     /// bf16 where the CPU computes it natively and the engine can (OpenVINO), else f32:
     /// what OpenVINO Model Server does. Not the default, because bf16 changes answers: on
-    /// an AVX512-BF16 CPU it changed the bundled classifier's top-1 on 8 of 99 photos.
+    /// an AVX512-BF16 CPU it changed the bundled classifier's top-1 on 8 of 99 images.
     Auto,
     /// 32-bit floats, as the model file holds them: the default.
     #[default]
