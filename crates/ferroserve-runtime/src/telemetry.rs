@@ -209,6 +209,8 @@ pub struct Measurement {
     pub requests: u64,
     /// Requests finished per second.
     pub throughput: f64,
+    /// Median latency: steadier than p99 in a short window, so what tells a change of load.
+    pub p50: Duration,
     pub p99: Duration,
 }
 
@@ -240,6 +242,7 @@ impl LatencyWindow {
         let measurement = Measurement {
             requests: histogram.len(),
             throughput: histogram.len() as f64 / seconds,
+            p50: Duration::from_micros(histogram.value_at_quantile(0.5)),
             p99: Duration::from_micros(histogram.value_at_quantile(0.99)),
         };
         histogram.reset();

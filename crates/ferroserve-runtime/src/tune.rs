@@ -13,10 +13,15 @@
 //!   [`CONFIRMATIONS`] windows in a row is kept (one lucky window is noise on a busy
 //!   machine); a worse one is undone after its window.
 //! - When a whole round of neighbours brings nothing, the wait between probes grows
-//!   [`SETTLE_GROWTH`]-fold (up to [`MAX_SETTLE`] windows), so a stable load pays for few
-//!   probes. It drops back
-//!   to [`MIN_SETTLE`] when p99 goes over the target or the load changes (throughput
-//!   moves by a quarter, two windows in a row).
+//!   [`SETTLE_GROWTH`]-fold (up to [`MAX_SETTLE`] windows). After [`QUIET_AFTER`] such
+//!   rounds in a row the search goes quiet: it probes nothing more, since every
+//!   neighbour has lost and each probe of a loser costs its window's latency.
+//! - It starts again from [`MIN_SETTLE`] when p99 breaks the target (the window it
+//!   does: a load that no setting serves in time is searched, and settles, like any
+//!   other) or when the load changes: two windows in a row whose throughput or median
+//!   latency is half or twice the settled one's (more clients at a saturated model queue
+//!   longer without serving more; the median, because a window's p99 on a shared machine
+//!   can double from noise alone).
 //! - A window with fewer than [`MIN_REQUESTS`] requests says nothing; it changes nothing.
 //!
 //! The decision is the pure [`Search::step`]; the thread around it only measures and
@@ -41,7 +46,7 @@ pub const DELAYS: [Duration; 6] = [
     Duration::from_millis(4),
 ];
 /// Windows in a row a probe must beat the current setting to replace it.
-pub const CONFIRMATIONS: u32 = 2;
+pub const CONFIRMATIONS: u32 = 3;
 /// Windows with fewer requests are ignored.
 pub const MIN_REQUESTS: u64 = 20;
 /// Fewest windows between probes.
@@ -52,6 +57,9 @@ pub const MAX_SETTLE: u32 = 32;
 /// better: a probe of a worse setting costs a window of throughput, so a stable load
 /// should soon pay for few of them.
 pub const SETTLE_GROWTH: u32 = 4;
+/// Rounds in a row that found nothing better, after which the search stops probing
+/// until the load changes. One round can lose to noise; two agree.
+pub const QUIET_AFTER: u32 = 2;
 
 /// One point of the space the tuner searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,15 +95,17 @@ pub struct Search {
     current: Candidate,
     /// The current setting's latest window.
     last: Option<Measurement>,
-    /// Throughput when the current setting was last adopted or confirmed, to notice a
+    /// The window when the current setting was last adopted or confirmed, to notice a
     /// change of load.
-    settled_throughput: Option<f64>,
-    /// Consecutive windows whose throughput was a quarter away from the settled one.
+    settled: Option<Measurement>,
+    /// Consecutive windows that measured a different load from the settled one.
     drifted: u32,
     probing: Option<Probe>,
     untried: VecDeque<Candidate>,
     settle: u32,
     waited: u32,
+    /// Rounds in a row whose neighbours all lost.
+    fruitless: u32,
 }
 
 /// A neighbour on trial, and how many windows in a row it has beaten the current setting.
@@ -114,12 +124,13 @@ impl Search {
             max_batch: max_batch.max(1),
             current: start,
             last: None,
-            settled_throughput: None,
+            settled: None,
             drifted: 0,
             probing: None,
             untried: VecDeque::new(),
             settle: MIN_SETTLE,
             waited: 0,
+            fruitless: 0,
         };
         search.untried = search.neighbours(start);
         search
@@ -142,7 +153,7 @@ impl Search {
             if !better {
                 return Some(self.current);
             }
-            // One lucky window is not enough on a noisy machine: a probe must win twice.
+            // One lucky window is not enough on a noisy machine: a probe must win again.
             probe.wins += 1;
             if probe.wins < CONFIRMATIONS {
                 self.probing = Some(probe);
@@ -152,28 +163,39 @@ impl Search {
             return None;
         }
         let drifting = self
-            .settled_throughput
-            .is_some_and(|t| (window.throughput - t).abs() > 0.25 * t);
+            .settled
+            .is_some_and(|settled| another_load(&window, &settled));
         self.drifted = if drifting { self.drifted + 1 } else { 0 };
         let load_changed = self.drifted >= 2;
         self.last = Some(window);
-        if window.p99 > self.target || load_changed {
+        // A p99 that breaks the target is news once, not every window: a load no
+        // setting serves in time would otherwise keep every probe going.
+        let broke_target = window.p99 > self.target
+            && self
+                .settled
+                .is_none_or(|settled| settled.p99 <= self.target);
+        if broke_target || load_changed {
             self.drifted = 0;
             self.settle = MIN_SETTLE;
-            self.settled_throughput = Some(window.throughput);
+            self.fruitless = 0;
+            self.settled = Some(window);
             if self.untried.is_empty() {
                 self.untried = self.neighbours(self.current);
             }
         }
         self.waited += 1;
-        if self.waited < self.settle && window.p99 <= self.target {
+        if self.waited < self.settle {
             return None;
         }
         self.waited = 0;
         if self.untried.is_empty() {
-            // A whole round brought nothing: probe less often.
+            // A whole round brought nothing: probe less often, then not at all.
+            self.fruitless = (self.fruitless + 1).min(QUIET_AFTER);
+            if self.fruitless >= QUIET_AFTER {
+                return None;
+            }
             self.settle = (self.settle * SETTLE_GROWTH).min(MAX_SETTLE);
-            self.settled_throughput = Some(window.throughput);
+            self.settled = Some(window);
             self.untried = self.neighbours(self.current);
         }
         let candidate = self.untried.pop_front()?;
@@ -184,9 +206,10 @@ impl Search {
     fn adopt(&mut self, candidate: Candidate, window: Measurement) {
         self.current = candidate;
         self.last = Some(window);
-        self.settled_throughput = Some(window.throughput);
+        self.settled = Some(window);
         self.settle = MIN_SETTLE;
         self.waited = 0;
+        self.fruitless = 0;
         self.untried = self.neighbours(candidate);
     }
 
@@ -249,6 +272,16 @@ impl Search {
     }
 }
 
+/// Whether `window` measured another load than `settled`: half or twice the throughput,
+/// or half or twice the median latency. Less is noise: on a 2-core VM one setting under
+/// one steady client measured 155 to 240 requests a second from window to window.
+fn another_load(window: &Measurement, settled: &Measurement) -> bool {
+    let ratio = |now: f64, then: f64| now / then.max(1e-9);
+    let throughput = ratio(window.throughput, settled.throughput);
+    let p50 = ratio(window.p50.as_secs_f64(), settled.p50.as_secs_f64());
+    !(0.5..=2.0).contains(&throughput) || !(0.5..=2.0).contains(&p50)
+}
+
 /// Starts the tuner thread: every `window`, one [`Search::step`] per tuned model.
 pub fn start(models: Arc<ModelRegistry>, target: Duration, window: Duration) {
     let spawned = std::thread::Builder::new()
@@ -266,6 +299,15 @@ pub fn start(models: Arc<ModelRegistry>, target: Duration, window: Duration) {
                     let search = searches
                         .entry(served.load_id)
                         .or_insert_with(|| new_search(&served, target));
+                    tracing::debug!(
+                        model = served.model.name,
+                        requests = measured.requests,
+                        throughput = measured.throughput,
+                        p50_ms = measured.p50.as_secs_f64() * 1e3,
+                        p99_ms = measured.p99.as_secs_f64() * 1e3,
+                        "tuner: window of {:?}",
+                        search.current()
+                    );
                     if let Some(next) = search.step(measured) {
                         apply(&served, next);
                     }
@@ -320,10 +362,12 @@ mod tests {
         }
     }
 
+    /// A window of `throughput` whose p99 is `p99_ms` and median half that.
     fn window(throughput: f64, p99_ms: u64) -> Measurement {
         Measurement {
             requests: throughput as u64,
             throughput,
+            p50: Duration::from_micros(p99_ms * 500),
             p99: Duration::from_millis(p99_ms),
         }
     }
@@ -398,6 +442,70 @@ mod tests {
         // Heavy load: arrangement 0 is.
         let heavy = |c: Candidate| window(if c.arrangement == 0 { 330.0 } else { 250.0 }, 40);
         run(&mut search, 80, heavy);
+        assert_eq!(search.current.arrangement, 0);
+    }
+
+    #[test]
+    fn once_every_neighbour_has_lost_it_stops_probing() {
+        // A lone client: arrangement 1 answers sooner; batching brings nothing.
+        let measure = |c: Candidate| {
+            let throughput = if c.arrangement == 1 { 450.0 } else { 300.0 };
+            window(throughput - 20.0 * (c.max_batch - 1) as f64, 5)
+        };
+        let mut search = Search::new(TARGET, 2, 8, start());
+        let history = run(&mut search, 300, measure);
+        let best = Candidate {
+            arrangement: 1,
+            ..start()
+        };
+        let settled_from = history.iter().rposition(|&c| c != best).unwrap() + 1;
+        assert!(
+            settled_from < 60,
+            "it still probed at window {settled_from} of 300"
+        );
+    }
+
+    #[test]
+    fn a_load_no_setting_serves_in_time_is_searched_then_left_alone() {
+        // Sixteen clients on two cores: every setting's p99 breaks the target.
+        let measure = |c: Candidate| window(if c.arrangement == 0 { 280.0 } else { 210.0 }, 90);
+        let mut search = Search::new(TARGET, 2, 8, start());
+        let history = run(&mut search, 200, measure);
+        let probes = history[100..].iter().filter(|&&c| c != start()).count();
+        assert_eq!(probes, 0, "it kept probing");
+    }
+
+    #[test]
+    fn a_machine_that_slows_and_recovers_does_not_wake_a_quiet_search() {
+        // One client; the machine serves it 30% slower every other five seconds.
+        let mut search = Search::new(TARGET, 2, 8, start());
+        let mut history = Vec::new();
+        for second in 0..300 {
+            let now = search.current();
+            history.push(now);
+            let slow = (second / 5) % 2 == 1;
+            let throughput = match (now.arrangement, slow) {
+                (0, _) => 130.0,
+                (_, false) => 220.0,
+                (_, true) => 155.0,
+            };
+            search.step(window(throughput, (1000.0 / throughput * 2.0) as u64));
+        }
+        let changes = history[150..].windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(changes, 0, "it kept probing");
+    }
+
+    #[test]
+    fn more_clients_at_the_same_throughput_wake_a_quiet_search() {
+        let mut search = Search::new(TARGET, 2, 1, start());
+        // A lone client: arrangement 1 is best, and the search goes quiet on it.
+        let lone = |c: Candidate| window(if c.arrangement == 1 { 450.0 } else { 400.0 }, 4);
+        run(&mut search, 100, lone);
+        assert_eq!(search.current.arrangement, 1);
+        // Four clients: arrangement 1 serves about as much as before, but each request
+        // now waits behind three others; arrangement 0 serves more.
+        let four = |c: Candidate| window(if c.arrangement == 0 { 520.0 } else { 460.0 }, 12);
+        run(&mut search, 40, four);
         assert_eq!(search.current.arrangement, 0);
     }
 
