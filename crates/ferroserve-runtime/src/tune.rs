@@ -478,19 +478,18 @@ mod tests {
     #[test]
     fn a_machine_that_slows_and_recovers_does_not_wake_a_quiet_search() {
         // One client; the machine serves it 30% slower every other five seconds.
-        let mut search = Search::new(TARGET, 2, 8, start());
-        let mut history = Vec::new();
-        for second in 0..300 {
-            let now = search.current();
-            history.push(now);
-            let slow = (second / 5) % 2 == 1;
-            let throughput = match (now.arrangement, slow) {
+        let second = std::cell::Cell::new(0);
+        let measure = |c: Candidate| {
+            let slow = (second.replace(second.get() + 1) / 5) % 2 == 1;
+            let throughput = match (c.arrangement, slow) {
                 (0, _) => 130.0,
                 (_, false) => 220.0,
                 (_, true) => 155.0,
             };
-            search.step(window(throughput, (1000.0 / throughput * 2.0) as u64));
-        }
+            window(throughput, (1000.0 / throughput * 2.0) as u64)
+        };
+        let mut search = Search::new(TARGET, 2, 8, start());
+        let history = run(&mut search, 300, measure);
         let changes = history[150..].windows(2).filter(|w| w[0] != w[1]).count();
         assert_eq!(changes, 0, "it kept probing");
     }
