@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${SECONDS_EACH:-60}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image infer_request model_config tensor_wire)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image infer_request model_config tensor_wire grpc_infer traceparent)
 CARGO_FUZZ_VERSION=0.13.2
 
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
@@ -30,6 +30,13 @@ seed() {
                 cp "$f" "$dir/$(echo "$f" | tr / _)"; done ;;
         infer_request) printf '%s' '{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}],"outputs":[{"name":"logits","parameters":{"binary_data":true,"classification":3}}]}' > "$dir/json" ;;
         tensor_wire) printf '\x0a\x02\x00\x03\x00[[1,2,3],[4,5,6]]' > "$dir/json" ;;
+        # ModelInferRequest{model_name "m", inputs [{name "input", datatype "FP32",
+        # shape [1, 3]}], raw_input_contents [12 bytes]}, and the same with typed contents
+        # (fp32_contents [1, 2, 3]) instead.
+        grpc_infer)
+            printf '\x0a\x01m\x2a\x11\x0a\x05input\x12\x04FP32\x1a\x02\x01\x03\x3a\x0c%012d' 0 > "$dir/raw"
+            printf '\x0a\x01m\x2a\x21\x0a\x05input\x12\x04FP32\x1a\x02\x01\x03\x2a\x0e\x32\x0c\x00\x00\x80\x3f\x00\x00\x00\x40\x00\x00\x40\x40' > "$dir/typed" ;;
+        traceparent) printf '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' > "$dir/w3c" ;;
     esac
 }
 

@@ -37,6 +37,15 @@ pub use ferroserve_protocol as proto;
 
 pub use ferroserve_protocol::MAX_MESSAGE_BYTES;
 
+/// Decodes a `ModelInferRequest` into the runtime's request (tensor contents checked and
+/// packed), or refuses it with [`ServeError::InvalidRequest`]. Public for the fuzz
+/// target of the same name.
+pub fn decode_infer_request(
+    message: ModelInferRequest,
+) -> Result<ferroserve_runtime::infer::InferRequest, ServeError> {
+    tensors::infer_request(message)
+}
+
 /// Responses of one `ModelStreamInfer` call that may wait for the client to read them.
 const STREAM_BUFFER: usize = 64;
 
@@ -198,7 +207,7 @@ async fn infer(
     message: ModelInferRequest,
     streamed: bool,
 ) -> Result<(ModelInferResponse, (usize, Timings)), ServeError> {
-    let request = tensors::infer_request(message)?;
+    let request = decode_infer_request(message)?;
     let span = if streamed {
         tracing::info_span!("grpc_stream_infer", model = %request.model, id = %request.id)
     } else {

@@ -136,8 +136,9 @@ fn resource() -> Resource {
 /// in lowercase hex (2, 32, 16 and 2 digits; a later version may add fields after
 /// these), with the `tracestate` that came with it; `None` when `traceparent` is
 /// malformed, as the recommendation says: version `ff`, an all-zero id, a field of the
-/// wrong length or with other characters. A malformed `tracestate` is dropped.
-fn caller(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+/// wrong length or with other characters. A malformed `tracestate` is dropped. Public
+/// for the fuzz target `traceparent`.
+pub fn caller(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
     let hex = |field: &str, digits: usize| {
         field.len() == digits
             && field

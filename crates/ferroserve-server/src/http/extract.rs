@@ -1,10 +1,8 @@
 //! Extractors that turn the parts of a request every route shares into checked values,
 //! answering malformed ones with an [`ApiError`].
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::request::Parts;
 use http::StatusCode;
@@ -35,16 +33,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelRef {
 
 impl ModelRef {
     async fn from_path<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        // The router's own (percent-decoded) parameters, borrowed: no map of owned strings.
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
-        let name = params
-            .remove("model")
-            .ok_or_else(|| ApiError::invalid("the route names no model"))?;
-        let version = params
-            .remove("version")
-            .map(|v| parse_version(&v))
-            .transpose()?;
+        let mut name = None;
+        let mut version = None;
+        for (key, value) in &params {
+            match key {
+                "model" => name = Some(value.to_owned()),
+                "version" => version = Some(parse_version(value)?),
+                _ => {}
+            }
+        }
+        let name = name.ok_or_else(|| ApiError::invalid("the route names no model"))?;
         Ok(ModelRef { name, version })
     }
 }

@@ -29,7 +29,7 @@ pub use infer::{decode_request, OutputEncoding};
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -489,20 +489,43 @@ async fn decode_off_the_runtime(
 /// The `Server-Timing` header: where the request's time went in the server, in
 /// milliseconds (the browser page shows it).
 fn server_timing(timings: &Timings) -> HeaderValue {
+    use std::io::Write as _;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    let text = format!(
+    // Written on the stack: three durations of at most 24 characters each fit.
+    let mut text = [0u8; 160];
+    let capacity = text.len();
+    let mut rest = &mut text[..];
+    let written = write!(
+        rest,
         "queue;dur={:.3}, preprocess;dur={:.3}, compute;dur={:.3}",
         ms(timings.queue),
         ms(timings.preprocess),
         ms(timings.compute)
     );
-    HeaderValue::from_str(&text).expect("the header is ASCII")
+    let length = capacity - rest.len();
+    match written {
+        Ok(()) => HeaderValue::from_bytes(&text[..length]).expect("the header is ASCII"),
+        Err(_) => HeaderValue::from_static(""),
+    }
 }
 
-/// `?top_k=K` of `/classify`.
-#[derive(Debug, Deserialize)]
-struct ClassifyQuery {
-    top_k: Option<usize>,
+/// `?top_k=K` of `/classify` (other parameters are ignored); `None` when absent. Read
+/// from the borrowed query string: nothing is copied unless it is percent-encoded.
+fn top_k(query: Option<&str>) -> Result<Option<usize>, ApiError> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    let mut top_k = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key == "top_k" {
+            let k = value
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::invalid("top_k is not a whole number: expected ?top_k=K"))?;
+            top_k = Some(k);
+        }
+    }
+    Ok(top_k)
 }
 
 /// Classes `/classify` returns unless `top_k` says otherwise, and the most it may ask.
@@ -514,13 +537,11 @@ async fn classify(
     State(state): State<HttpState>,
     Traced(span): Traced,
     WithRoom(model): WithRoom,
-    query: Result<Query<ClassifyQuery>, axum::extract::rejection::QueryRejection>,
+    uri: Uri,
     RequestBody(image): RequestBody,
 ) -> Result<Response, ApiError> {
     let answer = async {
-        let Query(query) = query
-            .map_err(|e| ApiError::invalid(format!("{}: expected ?top_k=K", e.body_text())))?;
-        let top_k = query.top_k.unwrap_or(DEFAULT_TOP_K);
+        let top_k = top_k(uri.query())?.unwrap_or(DEFAULT_TOP_K);
         if !(1..=MAX_TOP_K).contains(&top_k) {
             return Err(ApiError::invalid(format!(
                 "top_k is {top_k}: expected 1 to {MAX_TOP_K}"
@@ -535,7 +556,15 @@ async fn classify(
             .runtime
             .classify_image(&model.name, model.version, image, top_k)
             .await?;
-        let mut response = Json(classified.classes).into_response();
+        // Serialized into a buffer sized for the classes, not grown from axum's 128 bytes.
+        let mut body = Vec::with_capacity(16 + 96 * classified.classes.len());
+        serde_json::to_writer(&mut body, &classified.classes).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the classes: {e}"),
+            )
+        })?;
+        let mut response = ([(CONTENT_TYPE, "application/json")], body).into_response();
         response
             .headers_mut()
             .insert(SERVER_TIMING, server_timing(&classified.timings));
@@ -648,4 +677,37 @@ async fn unload_model(
     let _: RepositoryRequest = optional_json(&body, "unload request")?;
     state.runtime.unload_model(&model.name).await?;
     Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn server_timing_names_each_stage_in_milliseconds() {
+        let timings = Timings {
+            queue: Duration::from_micros(1500),
+            preprocess: Duration::from_millis(2),
+            compute: Duration::MAX,
+            ..Timings::default()
+        };
+        let header = server_timing(&timings);
+        let text = header.to_str().unwrap();
+        assert!(
+            text.starts_with("queue;dur=1.500, preprocess;dur=2.000, compute;dur=18446744073709"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn top_k_is_read_from_the_query_string() {
+        assert_eq!(top_k(None).unwrap(), None);
+        assert_eq!(top_k(Some("other=1")).unwrap(), None);
+        assert_eq!(top_k(Some("top_k=3")).unwrap(), Some(3));
+        assert_eq!(top_k(Some("a=b&top_k=%37")).unwrap(), Some(7));
+        assert!(top_k(Some("top_k=many")).is_err());
+        assert!(top_k(Some("top_k=-1")).is_err());
+    }
 }
