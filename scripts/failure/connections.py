@@ -1,11 +1,15 @@
 """Connections: IDLE idle connections and SLOW slow-loris ones (a request head sent a
-byte a second), under a 1,024-descriptor limit, while health checks and a normal client
-keep going. The slow ones must be cut by the header timeout, and the others must not
-notice: health checks answered, the client's throughput near what it was before.
+byte a second) on the HTTP port, and as many on the gRPC port (silent ones, and ones
+sending the HTTP/2 preface a byte a second), under a 1,024-descriptor limit, while
+health checks and a normal client of each protocol keep going (both at once, before
+and during the flood). The slow ones must be cut by the header timeout, and the others
+must not notice: health checks answered, each client's throughput near what it was
+before.
 
     scripts/failure/connections.py [--quick] [--idle 2000] [--slow 500] [--json FILE]
 
---quick (CI): 300 idle and 50 slow connections, 2 s timeouts, the mechanism checked.
+--quick (CI): 300 idle and 50 slow connections per port, 2 s timeouts, the mechanism
+checked.
 """
 
 import argparse
@@ -31,22 +35,28 @@ def open_idle(address, count):
     return sockets
 
 
-def slow_loris(address, count, stop):
-    """Opens `count` connections that each send a request head a byte a second; returns
-    them once `stop` is set."""
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def slow_loris(address, count, stop, grpc=False):
+    """Opens `count` connections that each send a request head a byte a second (on
+    gRPC, the HTTP/2 preface); returns them once `stop` is set."""
     host, port = address.rsplit(":", 1)
     sockets = []
     for _ in range(count):
         try:
             s = socket.create_connection((host, int(port)), timeout=5)
-            s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(HTTP2_PREFACE[:1] if grpc else b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n")
             sockets.append(s)
         except OSError:
             break
+    sent = 1
     while not stop.wait(1.0):
+        byte = HTTP2_PREFACE[sent % len(HTTP2_PREFACE):][:1] if grpc else b"X"
+        sent += 1
         for s in sockets:
             try:
-                s.send(b"X")
+                s.send(byte)
             except OSError:
                 pass
     return sockets
@@ -76,16 +86,39 @@ def main():
     timeout = 2 if args.quick else 10
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client's own sockets
-    load = ["--protocol", "http", "--input", str(IMAGES / "cat.input.f32"), "--concurrency", "2",
-            "--warmup", "1s", "--duration", f"{timeout * 2}s"]
+    protocols = ("http", "grpc")
+
+    def load(protocol):
+        return ["--protocol", protocol, "--input", str(IMAGES / "cat.input.f32"),
+                "--concurrency", "2", "--warmup", "1s", "--duration", f"{timeout * 2}s"]
+
+    def both_clients(server):
+        """The HTTP and the gRPC client at once: each one's run."""
+        runs = {}
+
+        def measure(protocol):
+            # A client that finds every connection slot taken gets no run at all.
+            runs[protocol] = (bench(server, *load(protocol), check=False).get("runs") or [
+                {"throughput": 0, "errors": "no connection: every slot held"}])[0]
+
+        clients = [threading.Thread(target=measure, args=(p,), daemon=True) for p in protocols]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+        return runs
+
     with Server("--header-timeout-secs", str(timeout), limit_files=1024) as server:
-        baseline = bench(server, *load)["runs"][0]["throughput"]
-        idle = open_idle(server.http, idle_count)
+        baseline = both_clients(server)
+        idle = {p: open_idle(getattr(server, p), idle_count) for p in protocols}
         stop = threading.Event()
-        slow = []
-        loris = threading.Thread(target=lambda: slow.extend(slow_loris(server.http, slow_count, stop)),
-                                 daemon=True)
-        loris.start()
+        slow = {p: [] for p in protocols}
+        lorises = [threading.Thread(
+            target=lambda p=p: slow[p].extend(slow_loris(getattr(server, p), slow_count, stop,
+                                                         grpc=p == "grpc")),
+            daemon=True) for p in protocols]
+        for loris in lorises:
+            loris.start()
         health = []
 
         def check_health():
@@ -97,51 +130,54 @@ def main():
         checker.start()
         try:
             time.sleep(1)
-            # A client that finds every connection slot taken gets no run at all.
-            runs = bench(server, *load, check=False).get("runs") or [
-                {"throughput": 0, "errors": "no connection: every slot held"}]
-            during = runs[0]
+            during = both_clients(server)
             time.sleep(timeout + 1)
         finally:
             stop.set()
-        loris.join()
+        for loris in lorises:
+            loris.join()
         checker.join()
-        cut_idle = sum(closed_by_server(s) for s in idle)
-        cut_slow = sum(closed_by_server(s) for s in slow)
-        for s in idle + slow:
-            s.close()
+        cut_idle = {p: sum(closed_by_server(s) for s in idle[p]) for p in protocols}
+        cut_slow = {p: sum(closed_by_server(s) for s in slow[p]) for p in protocols}
+        for p in protocols:
+            for s in idle[p] + slow[p]:
+                s.close()
         after = server.get("/v2/health/ready")[0]
     ok = [seconds for status, seconds in health if status == 200]
     result = {
-        "idle_opened": len(idle),
-        "idle_cut": cut_idle,
-        "slow_opened": len(slow),
-        "slow_cut": cut_slow,
         "health_checks": len(health),
         "health_ok": len(ok),
         "health_p50_ms": round(statistics.median(ok) * 1000, 2) if ok else None,
         "health_max_ms": round(max(ok) * 1000, 2) if ok else None,
-        "client_baseline": baseline,
-        "client_during": during["throughput"],
-        "client_errors": during["errors"],
         "ready_after": after,
     }
+    for p in protocols:
+        result[p] = {
+            "idle_opened": len(idle[p]),
+            "idle_cut": cut_idle[p],
+            "slow_opened": len(slow[p]),
+            "slow_cut": cut_slow[p],
+            "client_baseline": baseline[p]["throughput"],
+            "client_during": during[p]["throughput"],
+            "client_errors": during[p]["errors"],
+        }
     print(f"connections under a 1,024-descriptor limit, header timeout {timeout} s, "
-          f"{build_name()} build, {cpu_name()}")
-    print(table([[f'{result["idle_opened"]} ({result["idle_cut"]} cut)',
-                  f'{result["slow_opened"]} ({result["slow_cut"]} cut)',
-                  f'{result["health_ok"]}/{result["health_checks"]}',
-                  result["health_p50_ms"], result["health_max_ms"],
-                  f'{result["client_baseline"]} -> {result["client_during"]}',
-                  result["client_errors"] or "none"]],
-                ["idle connections", "slow-loris connections", "health checks 200",
-                 "health p50 ms", "health max ms", "client req/s before -> during",
-                 "client errors"]))
+          f"{build_name()} build, {cpu_name()}; health checks 200: "
+          f'{result["health_ok"]}/{result["health_checks"]}, p50 {result["health_p50_ms"]} ms, '
+          f'max {result["health_max_ms"]} ms')
+    print(table([[p, f'{r["idle_opened"]} ({r["idle_cut"]} cut)',
+                  f'{r["slow_opened"]} ({r["slow_cut"]} cut)',
+                  f'{r["client_baseline"]} -> {r["client_during"]}',
+                  r["client_errors"] or "none"] for p, r in ((p, result[p]) for p in protocols)],
+                ["port", "idle connections", "slow connections",
+                 "client req/s before -> during", "client errors"]))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1)
     healthy = (result["health_ok"] == result["health_checks"] and after == 200
-               and result["slow_cut"] == result["slow_opened"] and not result["client_errors"])
+               and not any(baseline[p]["errors"] for p in protocols)
+               and all(result[p]["slow_cut"] == result[p]["slow_opened"]
+                       and not result[p]["client_errors"] for p in protocols))
     sys.exit(0 if healthy else 1)
 
 

@@ -3,20 +3,25 @@
 //! certificates optional), a cap on open connections with headroom kept for health
 //! checks, and timeouts that close slow or idle clients.
 //!
-//! At the cap, an HTTP port makes room before it turns a client away: it closes a
-//! connection with no request in flight, first the oldest that never sent a whole
-//! request (idle since it opened, or still sending its head), then the oldest idle
-//! keep-alive one, much as nginx closes idle keep-alive connections when it runs out. A
-//! flood of connections that never finish a request therefore cannot shut out a client
-//! that sends one, such as a health probe, nor close a client between two requests
-//! while flood connections remain.
+//! At the cap, a port makes room before it turns a client away: it closes a connection
+//! with no request in flight, first the oldest that never sent a whole request (idle
+//! since it opened, or still sending its head), then the oldest idle keep-alive one,
+//! much as nginx closes idle keep-alive connections when it runs out. A flood of
+//! connections that never finish a request therefore cannot shut out a client that
+//! sends one, such as a health probe, nor close a client between two requests while
+//! flood connections remain. On a gRPC port a request is a call, counted until its
+//! response (a stream's included) ends; a gRPC client reconnects when its idle
+//! connection is closed.
 //!
 //! hyper's header-read timeout starts whenever a connection waits for a request head, so
 //! [`ConnectionLimits::header_timeout`] bounds both a slow head (slow-loris) and an idle
 //! keep-alive connection. A body that stops arriving is cut by the router's body
-//! timeout ([`crate::http::HttpLimits::body_timeout`]).
+//! timeout ([`crate::http::HttpLimits::body_timeout`]). A gRPC connection must send the
+//! HTTP/2 preface within the header timeout; after that, HTTP/2 keep-alive pings close
+//! one whose client is gone, and an idle one stays until it is needed to make room.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::{pin, Pin};
@@ -39,11 +44,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tower::ServiceExt;
 
-/// Limits on the connections of one port.
+/// Limits on the connections of the inference ports (HTTP and gRPC together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Connections served at once. Beyond it, `health_headroom` more are accepted and
-    /// answered only on the health routes (one request each); further ones are closed.
+    /// Connections served at once, on the HTTP and gRPC ports together. Beyond it,
+    /// `health_headroom` more are accepted on the HTTP port and answered only on the
+    /// health routes (one request each); further ones are closed.
     pub max_connections: usize,
     pub health_headroom: usize,
     /// Time a client has to send a request head, and to send the next one on an idle
@@ -59,10 +65,45 @@ impl ConnectionLimits {
         let files = open_file_limit().unwrap_or(1024);
         let usable = (files * 3 / 4).max(16);
         let health_headroom = 64.min(usable / 4);
+        let metrics = Self::METRICS_CONNECTIONS + Self::METRICS_HEADROOM;
         ConnectionLimits {
-            max_connections: (usable - health_headroom).min(100_000),
+            max_connections: usable
+                .saturating_sub(health_headroom + metrics)
+                .clamp(8, 100_000),
             health_headroom,
             header_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Connections of the metrics port, which has a cap of its own: a scraper and
+    /// probes need a few, and a flood of the inference ports must not take them.
+    const METRICS_CONNECTIONS: usize = 32;
+    const METRICS_HEADROOM: usize = 8;
+
+    /// The limits of the metrics port: these, capped at a few connections.
+    pub fn for_metrics(self) -> Self {
+        ConnectionLimits {
+            max_connections: self.max_connections.min(Self::METRICS_CONNECTIONS),
+            health_headroom: self.health_headroom.min(Self::METRICS_HEADROOM),
+            ..self
+        }
+    }
+}
+
+/// The connections open on a set of ports, with their cap: one for the HTTP and gRPC
+/// ports together, so that a flood of either cannot take more descriptors than the cap,
+/// and room made on one can come from the other; another for the metrics port.
+#[derive(Clone)]
+pub struct Connections {
+    limits: ConnectionLimits,
+    roster: Roster,
+}
+
+impl Connections {
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Connections {
+            limits,
+            roster: Roster::default(),
         }
     }
 }
@@ -334,7 +375,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// The open connections of an HTTP port, oldest first.
+/// The open connections of one or more ports, oldest first.
 #[derive(Clone, Default)]
 struct Roster(Arc<Mutex<Members>>);
 
@@ -352,7 +393,7 @@ struct Slot {
     requests: AtomicUsize,
     /// A request came in whole.
     served: AtomicBool,
-    close: Notify,
+    close: Arc<Notify>,
 }
 
 const CLOSING: usize = 1 << (usize::BITS - 1);
@@ -450,26 +491,6 @@ impl Drop for InFlight {
     }
 }
 
-/// How many connections of a gRPC port are open; one [`Open`] per connection, dropped
-/// when it ends.
-#[derive(Clone, Default)]
-struct Count(Arc<AtomicUsize>);
-
-struct Open(Arc<AtomicUsize>);
-
-impl Count {
-    fn open(&self) -> (usize, Open) {
-        let now = self.0.fetch_add(1, Ordering::AcqRel) + 1;
-        (now, Open(self.0.clone()))
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Accepts the next TCP connection, riding out errors such as running out of file
 /// descriptors (logged, then retried after a pause) instead of stopping.
 async fn accept(listener: &TcpListener) -> TcpStream {
@@ -523,20 +544,20 @@ async fn secure(
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true, then lets each connection
-/// finish its request in flight and returns once all are closed. At the limit, the
-/// oldest connection with no request in flight is closed to make room; when every one
-/// is busy, further connections get `health` (one request, then closed) while the
-/// headroom lasts.
+/// finish its request in flight and returns once all are closed. At the limit of
+/// `connections`, the oldest connection with no request in flight is closed to make
+/// room; when every one is busy, further connections get `health` (one request, then
+/// closed) while the headroom lasts.
 pub async fn serve_http(
     listener: TcpListener,
     app: Router,
     health: Router,
-    limits: ConnectionLimits,
+    connections: Connections,
     tls: Option<Arc<Tls>>,
     nodelay: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let roster = Roster::default();
+    let Connections { limits, roster } = connections;
     let (done, mut all_done) = mpsc::channel::<()>(1);
     loop {
         let tcp = tokio::select! {
@@ -634,35 +655,40 @@ pub async fn serve_http(
 }
 
 /// The connections of a gRPC port as tonic takes them: accepted under the connection
-/// cap (beyond it, closed at once), the TLS handshake done off the accept loop.
+/// cap it shares with the HTTP port, making room as an HTTP port does (the oldest connection with no call in flight,
+/// one that never started a call first, is closed); when every one is busy, the
+/// newcomer is closed at once. The TLS handshake is done off the accept loop. Tonic's
+/// service must be wrapped in [`GrpcCalls`], which counts each connection's calls.
 pub fn grpc_incoming(
     listener: TcpListener,
-    limits: ConnectionLimits,
+    connections: Connections,
     tls: Option<Arc<Tls>>,
     nodelay: bool,
 ) -> impl tokio_stream::Stream<Item = io::Result<Counted>> {
     let (sender, receiver) = mpsc::channel::<io::Result<Counted>>(64);
+    let Connections { limits, roster } = connections;
     tokio::spawn(async move {
-        let count = Count::default();
         loop {
             let tcp = tokio::select! {
                 tcp = accept(&listener) => tcp,
                 _ = sender.closed() => return,
             };
-            let (open, guard) = count.open();
-            if open > limits.max_connections {
+            let (open, member) = roster.join();
+            if open > limits.max_connections && !roster.make_room_for(&member) {
                 continue;
             }
             let _ = tcp.set_nodelay(nodelay);
             let (sender, tls) = (sender.clone(), tls.clone());
             tokio::spawn(async move {
-                if let Some(stream) = secure(tcp, None, tls.as_deref(), &limits).await {
-                    let _ = sender
-                        .send(Ok(Counted {
-                            stream,
-                            _open: guard,
-                        }))
-                        .await;
+                let slot = member.slot.clone();
+                let opened = secure(tcp, Some(slot.clone()), tls.as_deref(), &limits);
+                let stream = tokio::select! {
+                    stream = opened => stream,
+                    _ = slot.close.notified() => None,
+                };
+                if let Some(stream) = stream {
+                    let counted = Counted::new(stream, member, limits.header_timeout);
+                    let _ = sender.send(Ok(counted)).await;
                 }
             });
         }
@@ -670,10 +696,34 @@ pub fn grpc_incoming(
     tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
-/// A gRPC connection that counts as open until tonic drops it.
+/// The HTTP/2 connection preface every gRPC client sends first (RFC 9113, 3.4).
+const HTTP2_PREFACE_BYTES: u64 = 24;
+
+/// A gRPC connection as tonic reads it: counted in its roster until tonic drops
+/// it. It ends (end of stream) when told to close to make room, and fails when the
+/// client has not sent the HTTP/2 preface within the header timeout, so that a
+/// connection that never speaks, or speaks too slowly, cannot hold its place.
 pub struct Counted {
     stream: Stream,
-    _open: Open,
+    member: Member,
+    told_to_close: Pin<Box<tokio::sync::futures::OwnedNotified>>,
+    closed: bool,
+    preface_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    read: u64,
+}
+
+impl Counted {
+    fn new(stream: Stream, member: Member, header_timeout: Duration) -> Self {
+        let told_to_close = Box::pin(member.slot.close.clone().notified_owned());
+        Counted {
+            stream,
+            member,
+            told_to_close,
+            closed: false,
+            preface_deadline: Some(Box::pin(tokio::time::sleep(header_timeout))),
+            read: 0,
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -682,10 +732,27 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        this.closed = this.closed || this.told_to_close.as_mut().poll(cx).is_ready();
+        if this.closed {
+            return Poll::Ready(Ok(())); // nothing read: the end of the stream
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.read += (buf.filled().len() - before) as u64;
+        if this.read >= HTTP2_PREFACE_BYTES {
+            this.preface_deadline = None;
+        } else if polled.is_pending() {
+            if let Some(deadline) = &mut this.preface_deadline {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    let late = "no HTTP/2 preface within the header timeout";
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, late)));
+                }
+            }
+        }
+        polled
     }
 }
-
 impl AsyncWrite for Counted {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -717,7 +784,88 @@ impl AsyncWrite for Counted {
 }
 
 impl tonic::transport::server::Connected for Counted {
-    type ConnectInfo = ();
+    type ConnectInfo = GrpcConnection;
 
-    fn connect_info(&self) -> Self::ConnectInfo {}
+    fn connect_info(&self) -> Self::ConnectInfo {
+        GrpcConnection(self.member.slot.clone())
+    }
+}
+
+/// The connection a gRPC call came on, in the call's extensions.
+#[derive(Clone)]
+pub struct GrpcConnection(Arc<Slot>);
+
+/// A tower layer over tonic's routes that counts each connection's calls in flight,
+/// from the request until its response body (a stream's last message included) is
+/// dropped, so that only a connection with none is closed to make room.
+#[derive(Clone, Copy, Default)]
+pub struct GrpcCalls;
+
+impl<S> tower::Layer<S> for GrpcCalls {
+    type Service = CountingCalls<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CountingCalls(inner)
+    }
+}
+
+/// The service of [`GrpcCalls`].
+#[derive(Clone)]
+pub struct CountingCalls<S>(S);
+
+impl<S> tower::Service<http::Request<tonic::body::Body>> for CountingCalls<S>
+where
+    S: tower::Service<
+        http::Request<tonic::body::Body>,
+        Response = http::Response<tonic::body::Body>,
+    >,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let call = request
+            .extensions()
+            .get::<GrpcConnection>()
+            .and_then(|connection| connection.0.begin());
+        let response = self.0.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| tonic::body::Body::new(InFlightBody { body, _call: call })))
+        })
+    }
+}
+
+/// A response body that holds its call's place in the connection's count until dropped.
+struct InFlightBody {
+    body: tonic::body::Body,
+    _call: Option<InFlight>,
+}
+
+impl http_body::Body for InFlightBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }

@@ -276,7 +276,7 @@ async fn serve(
     let nodelay = config.nodelay;
     let access = Arc::new(config.access.clone());
     let mut tasks = tokio::task::JoinSet::new();
-    let limits = config.connections;
+    let inference = connections::Connections::new(config.connections);
     let health = crate::http::health_router(runtime.clone());
     if let Some(http) = listeners.http {
         let app = crate::http::router(
@@ -289,7 +289,7 @@ async fn serve(
             http,
             app,
             health.clone(),
-            limits,
+            inference.clone(),
             tls.as_ref().map(|t| t.http.clone()),
             nodelay,
             shutdown.subscribe(),
@@ -303,7 +303,7 @@ async fn serve(
         listeners.metrics,
         crate::http::metrics_router(metrics, runtime.clone()),
         health,
-        limits,
+        connections::Connections::new(config.connections.for_metrics()),
         None,
         nodelay,
         shutdown.subscribe(),
@@ -319,13 +319,18 @@ async fn serve(
             config.grpc_max_message_bytes,
             traces.clone(),
         );
-        let incoming =
-            connections::grpc_incoming(grpc, limits, tls.as_ref().map(|t| t.grpc.clone()), nodelay);
+        let incoming = connections::grpc_incoming(
+            grpc,
+            inference.clone(),
+            tls.as_ref().map(|t| t.grpc.clone()),
+            nodelay,
+        );
         let serving = tonic::transport::Server::builder()
             .max_concurrent_streams(GRPC_MAX_STREAMS)
             .http2_max_header_list_size(GRPC_MAX_HEADER_BYTES)
             .http2_keepalive_interval(Some(Duration::from_secs(60)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(connections::GrpcCalls)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, wait(shutdown.clone()));
         tasks.spawn(async move { serving.await.map_err(RunError::Grpc) });

@@ -862,3 +862,121 @@ async fn an_over_size_message_is_resource_exhausted() {
         .into_inner();
     assert!(ready.ready);
 }
+
+/// A server on the bundled tensor model with `change` applied to its configuration.
+fn server_with(change: impl FnOnce(&mut ferroserve_server::ServeConfig)) -> TestServer {
+    let mut config = support::config(support::bundled_models(), ModelControlMode::Explicit);
+    config.runtime.startup_models = vec![MODEL.into()];
+    change(&mut config);
+    TestServer::start(config)
+}
+
+/// Reads what the server sends on a raw connection for up to `wait`; true if the server
+/// closed it (end of stream or a reset) within that time.
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 1024];
+    let reading = async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(wait, reading).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_without_the_http2_preface_in_time_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = server_with(|config| {
+        config.connections.header_timeout = std::time::Duration::from_secs(1);
+    });
+    let address = server.grpc_url().trim_start_matches("http://").to_string();
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(&preface[..10]).await.unwrap();
+    let mut spoke = tokio::net::TcpStream::connect(&address).await.unwrap();
+    spoke.write_all(preface).await.unwrap();
+    let wait = std::time::Duration::from_secs(20);
+    assert!(
+        closed_within(&mut silent, wait).await,
+        "a silent connection stays"
+    );
+    assert!(closed_within(&mut slow, wait).await, "a slow preface stays");
+    // One that sent the preface in time is an HTTP/2 connection, idle but not cut.
+    let short = std::time::Duration::from_secs(2);
+    assert!(
+        !closed_within(&mut spoke, short).await,
+        "a whole preface was cut"
+    );
+    let mut client = connect(&server).await;
+    client.server_live(ServerLiveRequest {}).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_cap_a_connection_with_no_call_in_flight_makes_room() {
+    let server = server_with(|config| config.connections.max_connections = 2);
+    let address = server.grpc_url().trim_start_matches("http://").to_string();
+    // A stream kept open: a call in flight on its connection.
+    let mut busy = connect(&server).await;
+    let (requests, waiting) = tokio::sync::mpsc::channel(1);
+    let mut answers = busy
+        .model_stream_infer(tokio_stream::wrappers::ReceiverStream::new(waiting))
+        .await
+        .unwrap()
+        .into_inner();
+    requests.send(raw_request(&["cat.jpg"])).await.unwrap();
+    assert!(answers.message().await.unwrap().is_some());
+    // A connection that never speaks takes the second place; a newcomer is served, and
+    // the silent one is closed for it.
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut served = connect(&server).await;
+    served.server_live(ServerLiveRequest {}).await.unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    assert!(
+        closed_within(&mut silent, wait).await,
+        "the silent connection stays"
+    );
+    // With the busy stream and an idle served client at the cap, the idle one makes room.
+    let mut newcomer = connect(&server).await;
+    newcomer.server_live(ServerLiveRequest {}).await.unwrap();
+    // The stream was left alone: it still answers.
+    requests.send(raw_request(&["coffee.jpg"])).await.unwrap();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    assert_eq!(answer.error_message, "");
+    assert_matches_reference(
+        "coffee.jpg",
+        &f32s(&answer.infer_response.unwrap().raw_output_contents[0]),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_and_grpc_ports_share_one_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server_with(|config| config.connections.max_connections = 2);
+    let grpc_address = server.grpc_url().trim_start_matches("http://").to_string();
+    let http_address = server.url("").trim_start_matches("http://").to_string();
+    // A silent gRPC connection, then an HTTP client kept alive, take the cap.
+    let mut silent = tokio::net::TcpStream::connect(&grpc_address).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut http = tokio::net::TcpStream::connect(&http_address).await.unwrap();
+    http.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 512];
+    let read = http.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    // A gRPC newcomer is served: the room is made on the gRPC port by the silent one.
+    let mut client = connect(&server).await;
+    client.server_live(ServerLiveRequest {}).await.unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    assert!(closed_within(&mut silent, wait).await, "the silent connection stays");
+    // An HTTP newcomer closes the older idle connection, the HTTP client's, and a gRPC
+    // call that follows reconnects if its own was the one closed.
+    let newcomer = reqwest::get(server.url("/v2")).await.unwrap();
+    assert_eq!(newcomer.status(), reqwest::StatusCode::OK);
+    assert!(closed_within(&mut http, wait).await, "the idle HTTP client stays");
+    client.server_live(ServerLiveRequest {}).await.unwrap();
+}

@@ -102,8 +102,9 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "FERROSERVE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_request_bytes: usize,
-    /// Connections served at once on each port; beyond, 64 more get only the health
-    /// routes. Default: three quarters of the open-file limit, less that headroom.
+    /// Connections served at once on the HTTP and gRPC ports together; beyond, 64 more
+    /// get only the health routes on HTTP. Default: three quarters of the open-file
+    /// limit, less that headroom and the metrics port's 40 (its own cap).
     #[arg(long, env = "FERROSERVE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
     /// Seconds a client has to send a request head, and to send the next request on an
