@@ -97,9 +97,10 @@ def main():
         runs = {}
 
         def measure(protocol):
-            # A client that finds every connection slot taken gets no run at all.
-            runs[protocol] = (bench(server, *load(protocol), check=False).get("runs") or [
-                {"throughput": 0, "errors": "no connection: every slot held"}])[0]
+            # A client that finds no connection slot, for one, gets no run at all.
+            report = bench(server, *load(protocol), check=False)
+            runs[protocol] = (report.get("runs") or [
+                {"throughput": 0, "errors": report.get("failed", "no run")}])[0]
 
         clients = [threading.Thread(target=measure, args=(p,), daemon=True) for p in protocols]
         for client in clients:

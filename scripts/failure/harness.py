@@ -137,14 +137,18 @@ class RssSampler:
 
 
 def bench(server: Server, *args, check: bool = True) -> dict:
-    """Runs `ferroserve bench` against `server` with `args`; returns its JSON report."""
+    """Runs `ferroserve bench` against `server` with `args`; returns its JSON report, with
+    the end of its error output as "failed" if it failed (and `check` is off)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as report:
         command = [binary(), "bench", "--url", server.url, "--grpc-url", f"http://{server.grpc}",
                    "--quiet", "--json", report.name, *args]
         done = subprocess.run(command, capture_output=True, text=True)
         if check and done.returncode != 0:
             raise RuntimeError(f"bench failed ({done.returncode}): {done.stderr[-2000:]}")
-        return json.loads(Path(report.name).read_text() or "{}")
+        found = json.loads(Path(report.name).read_text() or "{}")
+        if done.returncode != 0:
+            found["failed"] = done.stderr.strip()[-500:]
+        return found
 
 
 def table(rows, header):
