@@ -638,6 +638,12 @@ pub async fn serve_http(
                 _ = shutdown.wait_for(|&stop| stop) => false,
                 _ = slot.close.notified() => true,
             };
+            // One closed to make room that never had a request (a slow head) has
+            // nothing to finish: it is closed now, not after the lingering time, since
+            // it no longer counts against the cap but still holds a descriptor.
+            if closing && !slot.served.load(Ordering::Acquire) {
+                return;
+            }
             // Closes the connection if idle, else lets its request in flight finish. One
             // closed to make room had none when told, but may still be writing an
             // earlier answer or hold part of a head, which hyper would wait for: it gets

@@ -964,7 +964,9 @@ async fn the_http_and_grpc_ports_share_one_cap() {
     let mut silent = tokio::net::TcpStream::connect(&grpc_address).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut http = tokio::net::TcpStream::connect(&http_address).await.unwrap();
-    http.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    http.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = [0u8; 512];
     let read = http.read(&mut answer).await.unwrap();
     assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
@@ -972,11 +974,17 @@ async fn the_http_and_grpc_ports_share_one_cap() {
     let mut client = connect(&server).await;
     client.server_live(ServerLiveRequest {}).await.unwrap();
     let wait = std::time::Duration::from_secs(5);
-    assert!(closed_within(&mut silent, wait).await, "the silent connection stays");
+    assert!(
+        closed_within(&mut silent, wait).await,
+        "the silent connection stays"
+    );
     // An HTTP newcomer closes the older idle connection, the HTTP client's, and a gRPC
     // call that follows reconnects if its own was the one closed.
     let newcomer = reqwest::get(server.url("/v2")).await.unwrap();
     assert_eq!(newcomer.status(), reqwest::StatusCode::OK);
-    assert!(closed_within(&mut http, wait).await, "the idle HTTP client stays");
+    assert!(
+        closed_within(&mut http, wait).await,
+        "the idle HTTP client stays"
+    );
     client.server_live(ServerLiveRequest {}).await.unwrap();
 }
