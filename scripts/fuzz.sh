@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Runs each fuzz target of fuzz/ for SECONDS (default 60) with cargo-fuzz (libFuzzer,
-# AddressSanitizer, a nightly toolchain), each from its corpus in fuzz/corpus/TARGET,
-# seeded from the repository's own test files. A crash stops the run and leaves its
-# input in fuzz/artifacts/TARGET/.
+# Runs each fuzz target of fuzz/ for SECONDS_EACH (default 60), or for RUNS inputs, with
+# cargo-fuzz (libFuzzer), each from its corpus in fuzz/corpus/TARGET, seeded from the
+# repository's own test files. A crash stops the run and leaves its input in
+# fuzz/artifacts/TARGET/.
 #
-#   scripts/fuzz.sh               # every target, 60 s each
+#   scripts/fuzz.sh                             # every target, 60 s each
 #   SECONDS_EACH=600 scripts/fuzz.sh image infer_request
+#   RUNS=10000000 scripts/fuzz.sh grpc_infer    # a long run: 10 million inputs
 #
-# Needs rustup's nightly toolchain (rustup toolchain install nightly); installs
-# cargo-fuzz from crates.io into ~/.cargo/bin the first time.
+# With rustup's nightly toolchain, targets are built with AddressSanitizer; without
+# it, with the stable toolchain and no sanitizer (Rust's own bounds and overflow
+# checks still panic, and libFuzzer still reports it). Installs cargo-fuzz from
+# crates.io into ~/.cargo/bin the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${SECONDS_EACH:-60}
@@ -40,10 +43,18 @@ seed() {
     esac
 }
 
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+    TOOLCHAIN=(+nightly)
+else
+    echo "fuzz: no nightly toolchain: stable, without AddressSanitizer" >&2
+    TOOLCHAIN=(+stable --sanitizer none)
+fi
+if [ -n "${RUNS:-}" ]; then LENGTH=(-runs="$RUNS"); else LENGTH=(-max_total_time="$SECONDS_EACH"); fi
+
 for target in "${TARGETS[@]}"; do
     seed "$target"
-    echo "fuzz: $target for $SECONDS_EACH s" >&2
+    echo "fuzz: $target, ${LENGTH[*]}" >&2
     # -rss_limit_mb: a decode that tried to hold more than the pixel limit would trip it.
-    cargo +nightly fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1
+    cargo "${TOOLCHAIN[0]}" fuzz run "${TOOLCHAIN[@]:1}" --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
+        "${LENGTH[@]}" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1
 done
