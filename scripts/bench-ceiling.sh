@@ -8,6 +8,7 @@
 # model's configuration, ONNX Runtime), PRECISION (default: the configuration's, f32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 LEVELS=${LEVELS:-1,16}
 DURATION=${DURATION:-10s}
 BIN=target/release/ferroserve
@@ -32,10 +33,7 @@ echo "== in-process (the engine alone)"
   --load-model efficientnet-lite0 2>"$OUT/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-  curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/health/ready" && break
-  sleep 0.1
-done
+wait_ready "http://127.0.0.1:$PORT/v2/health/ready" 60 "$server"
 for protocol in http grpc; do
   echo "== served, ferroserve bench, $protocol"
   "$BIN" bench --quiet --protocol "$protocol" --url "http://127.0.0.1:$PORT" \

@@ -11,6 +11,7 @@
 # it), DURATION (default 8, seconds), ROUNDS (default 2). Results in target/bench-goals/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 PRECISION=${PRECISION:-bf16}
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-2}
@@ -37,10 +38,7 @@ serve() {
     --http-port $PORT --grpc-port $((PORT + 1)) --metrics-port $((PORT + 2)) \
     2>>"$OUT/serve.log" &
   server=$!
-  for _ in $(seq 1 600); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/models/efficientnet-lite0/ready" && return
-    sleep 0.1
-  done
+  wait_ready "http://127.0.0.1:$PORT/v2/models/efficientnet-lite0/ready" 60 "$server" && return
   echo "efficientnet-lite0 did not become ready (a precision this CPU lacks?): $OUT/serve.log" >&2
   exit 1
 }

@@ -6,6 +6,7 @@
 # Environment: LEVELS (default 1,4,16), DURATION (default 5s), PROTOCOL (default http).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 LEVELS=${LEVELS:-1,4,16}
 DURATION=${DURATION:-5s}
 PROTOCOL=${PROTOCOL:-http}
@@ -32,10 +33,8 @@ step() {
     --metrics-port $((PORT + 2)) --model-control-mode explicit \
     --load-model efficientnet-lite0 "$@" 2>"$OUT/$name.log" &
   local server=$!
-  for _ in $(seq 1 600); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/health/ready" && break
-    sleep 0.1
-  done
+  wait_ready "http://127.0.0.1:$PORT/v2/health/ready" 60 "$server" ||
+    { echo "$name: see $OUT/$name.log" >&2; exit 1; }
   echo "== $name" >&2
   "$BIN" bench --quiet --protocol "$PROTOCOL" --url "http://127.0.0.1:$PORT" \
     --grpc-url "http://127.0.0.1:$((PORT + 1))" --input tests/data/images/cat.input.f32 \

@@ -6,6 +6,7 @@
 # Needs perf_analyzer (scripts/install-perf-analyzer.sh, or PERF_ANALYZER=path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 scripts/setup-onnxruntime.sh
 cargo build --release -q --workspace
 BIN=target/release/ferroserve
@@ -27,10 +28,7 @@ echo "== perf_analyzer against ferroserve serve =="
 "$BIN" serve --host 127.0.0.1 --http-port 18000 --grpc-port 18001 --metrics-port 18002 2>"$OUT/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-  curl -sf -o /dev/null http://127.0.0.1:18000/v2/health/ready && break
-  sleep 0.1
-done
+wait_ready http://127.0.0.1:18000/v2/health/ready 60 "$server"
 printf '%-5s %11s %12s %9s %9s\n' proto concurrency "infer/s" "p50 ms" "p99 ms"
 for proto in http grpc; do
   port=$([ "$proto" = http ] && echo 18000 || echo 18001)

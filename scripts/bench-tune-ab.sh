@@ -12,6 +12,7 @@
 # TUNE_WARMUP (default 30s), ENGINE (default onnxruntime). Results in target/bench-tune-ab/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 ROUNDS=${ROUNDS:-3}
 LEVELS=${LEVELS:-1,4,16}
 DURATION=${DURATION:-10s}
@@ -43,11 +44,7 @@ run() {
     --host 127.0.0.1 --http-port $PORT --grpc-port $((PORT + 1)) --metrics-port $((PORT + 2)) \
     --log warn,ferroserve_runtime::tune=info "$@" 2>>"$OUT/$name.log" &
   server=$!
-  for _ in $(seq 1 600); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/models/efficientnet-lite0/ready" && break
-    sleep 0.1
-  done
-  curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/models/efficientnet-lite0/ready" ||
+  wait_ready "http://127.0.0.1:$PORT/v2/models/efficientnet-lite0/ready" 60 "$server" ||
     { echo "$name: efficientnet-lite0 did not become ready: $OUT/$name.log" >&2; exit 1; }
   "$BIN" bench --quiet --protocol http --url "http://127.0.0.1:$PORT" \
     --input tests/data/images/cat.input.f32 --concurrency "$LEVELS" --warmup "$warmup" \

@@ -14,6 +14,7 @@
 # already in target/bench-tune).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 TARGET_MS=${TARGET_MS:-100}
 LEVELS=${LEVELS:-1,4,16}
 DURATION=${DURATION:-5s}
@@ -54,10 +55,8 @@ serve_and_bench() {
   "$BIN" serve --host 127.0.0.1 --http-port $PORT --grpc-port $((PORT + 1)) \
     --metrics-port $((PORT + 2)) "$@" 2>"$OUT/runs/$name.log" &
   local server=$!
-  for _ in $(seq 1 600); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/health/ready" && break
-    sleep 0.1
-  done
+  wait_ready "http://127.0.0.1:$PORT/v2/health/ready" 60 "$server" ||
+    { echo "$name: see $OUT/runs/$name.log" >&2; exit 1; }
   "$BIN" bench --quiet --protocol grpc --grpc-url "http://127.0.0.1:$((PORT + 1))" \
     --input tests/data/images/cat.input.f32 --concurrency "$LEVELS" \
     --warmup "$warmup" --duration "$duration" --json "$OUT/runs/$name.json" >/dev/null

@@ -28,6 +28,7 @@
 # +1, +2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/wait-ready.sh
 
 BOOT=1
 [ "${1:-}" = "--no-boot" ] && BOOT=0
@@ -191,16 +192,7 @@ stop() {
 }
 trap stop EXIT
 
-ready=0
-for _ in $(seq 1 240); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/v2/health/ready" 2>/dev/null; then
-        ready=1
-        break
-    fi
-    kill -0 "$boot_pid" 2>/dev/null || break
-    sleep 0.5
-done
-if [ "$ready" != 1 ]; then
+if ! wait_ready "http://127.0.0.1:$PORT/v2/health/ready" 120 "$boot_pid"; then
     log "the image did not get ready; its log:"
     cat "$WORK/boot.log" >&2
     exit 1
