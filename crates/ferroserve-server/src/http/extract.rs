@@ -3,6 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::RequestExt as _;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::request::Parts;
 use http::StatusCode;
@@ -51,23 +52,61 @@ impl ModelRef {
     }
 }
 
-/// The model a route names, with room in its queue: checked before the body is read,
-/// so that an overloaded model answers 429 at once instead of after reading (and
-/// parsing) a large body. Unknown models and the like are answered after the body.
-pub(super) struct WithRoom(pub ModelRef);
+/// The model a route names and the request's body ([`RequestBody`]), once there is room
+/// in the model's queue: room is checked before the body is read, so that an overloaded
+/// model answers 429 at once instead of after reading (and parsing) a large body.
+/// Unknown models and the like are answered after the body.
+pub(super) struct WithRoom(pub ModelRef, pub Bytes);
 
-impl FromRequestParts<HttpState> for WithRoom {
+/// The largest body a refused HTTP/1 request may still send on a connection that is kept
+/// open: the 429 goes out at once, and the body that follows is read and dropped, so that
+/// the client's next request needs no new connection. A larger one (or one of unknown
+/// length) closes the connection after the answer, as before.
+const DRAIN_BYTES: u64 = 4 << 20;
+/// The longest such a body may take to arrive.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl FromRequest<HttpState> for WithRoom {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
-        let model = ModelRef::from_request_parts(parts, state).await?;
-        match state.runtime.has_room(&model.name, model.version) {
-            Err(full @ (ServeError::QueueFull(_) | ServeError::QueueTooLong { .. })) => {
-                Err(ApiError::from(full).before_body(&parts.headers))
-            }
-            _ => Ok(WithRoom(model)),
+    async fn from_request(mut request: Request, state: &HttpState) -> Result<Self, ApiError> {
+        let model = request
+            .extract_parts_with_state::<ModelRef, _>(state)
+            .await?;
+        if let Err(full @ (ServeError::QueueFull(_) | ServeError::QueueTooLong { .. })) =
+            state.runtime.has_room(&model.name, model.version)
+        {
+            return Err(refuse_before_body(ApiError::from(full), request));
         }
+        let RequestBody(body) = RequestBody::from_request(request, state).await?;
+        Ok(WithRoom(model, body))
     }
+}
+
+/// `error`, answered before the body of `request` is read. An HTTP/1 body of known
+/// length up to [`DRAIN_BYTES`] is read and dropped after the answer, keeping the
+/// connection; otherwise the connection closes after the answer.
+fn refuse_before_body(error: ApiError, request: Request) -> ApiError {
+    let length = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let drainable = request.version() < http::Version::HTTP_2
+        && !request
+            .headers()
+            .contains_key(http::header::TRANSFER_ENCODING)
+        && length.is_some_and(|length| length <= DRAIN_BYTES);
+    if !drainable {
+        return error.before_body(request.headers());
+    }
+    let mut body = request.into_body();
+    tokio::spawn(async move {
+        use http_body_util::BodyExt as _;
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
+    error
 }
 
 /// The span of a traced request, begun before anything else of the request is read;

@@ -403,9 +403,8 @@ async fn model_statistics(
 async fn infer(
     State(state): State<HttpState>,
     Traced(span): Traced,
-    WithRoom(model): WithRoom,
     headers: HeaderMap,
-    RequestBody(body): RequestBody,
+    WithRoom(model, body): WithRoom,
 ) -> Result<Response, ApiError> {
     let answer = async {
         let (request, encoding) = match extract::inference_header_length(&headers)? {
@@ -536,9 +535,8 @@ const MAX_TOP_K: usize = 1000;
 async fn classify(
     State(state): State<HttpState>,
     Traced(span): Traced,
-    WithRoom(model): WithRoom,
     uri: Uri,
-    RequestBody(image): RequestBody,
+    WithRoom(model, image): WithRoom,
 ) -> Result<Response, ApiError> {
     let answer = async {
         let top_k = top_k(uri.query())?.unwrap_or(DEFAULT_TOP_K);

@@ -312,20 +312,33 @@ async fn a_full_queue_answers_429_before_the_body_is_read() {
         held.push(place);
     }
     let address = server.url("").trim_start_matches("http://").to_string();
-    let mut client = TcpStream::connect(&address).await.unwrap();
-    // Declares 600 KB of body and sends none of it.
-    client
-        .write_all(
-            format!(
-                "POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: {address}\r\nContent-Length: 602112\r\n{HEADER_LENGTH}: 200\r\n\r\n"
-            )
-            .as_bytes(),
+    let head = |length: usize| {
+        format!(
+            "POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: {address}\r\nContent-Length: {length}\r\n{HEADER_LENGTH}: 200\r\n\r\n"
         )
+    };
+    // Declares 600 KB of body and sends none of it: answered at once.
+    let mut client = TcpStream::connect(&address).await.unwrap();
+    client.write_all(head(602_112).as_bytes()).await.unwrap();
+    let mut answer = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(60), client.read(&mut answer))
         .await
+        .expect("an answer before the body")
         .unwrap();
-    let answer = read_until_closed(&mut client).await;
-    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
-    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    let answer = String::from_utf8_lossy(&answer[..read]).to_lowercase();
+    assert!(answer.starts_with("http/1.1 429"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    // The body that follows is read and dropped, and the connection serves the next
+    // request: the client needs no new one.
+    client.write_all(&vec![0u8; 602_112]).await.unwrap();
+    assert_served_keeping_alive(&mut client).await;
+    // A body too large to be worth reading closes the connection after the answer.
+    let mut client = TcpStream::connect(&address).await.unwrap();
+    client.write_all(head(64 << 20).as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut client).await.to_lowercase();
+    assert!(answer.starts_with("http/1.1 429"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
     drop(held);
     assert_still_serves_at(&server).await;
 }
