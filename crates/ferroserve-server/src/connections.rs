@@ -661,9 +661,9 @@ pub async fn serve_http(
 }
 
 /// The connections of a gRPC port as tonic takes them: accepted under the connection
-/// cap it shares with the HTTP port, making room as an HTTP port does (the oldest connection with no call in flight,
-/// one that never started a call first, is closed); when every one is busy, the
-/// newcomer is closed at once. The TLS handshake is done off the accept loop. Tonic's
+/// cap it shares with the HTTP port, making room as an HTTP port does (the oldest
+/// connection with no call in flight, one that never started a call first, is closed);
+/// when every one is busy, the newcomer is closed at once. The TLS handshake is done off the accept loop. Tonic's
 /// service must be wrapped in [`GrpcCalls`], which counts each connection's calls.
 pub fn grpc_incoming(
     listener: TcpListener,
@@ -759,6 +759,7 @@ impl AsyncRead for Counted {
         polled
     }
 }
+
 impl AsyncWrite for Counted {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -829,9 +830,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)

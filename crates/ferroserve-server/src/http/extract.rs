@@ -87,11 +87,7 @@ impl FromRequest<HttpState> for WithRoom {
 /// length up to [`DRAIN_BYTES`] is read and dropped after the answer, keeping the
 /// connection; otherwise the connection closes after the answer.
 fn refuse_before_body(error: ApiError, request: Request) -> ApiError {
-    let length = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let length = declared_length(request.headers());
     let drainable = request.version() < http::Version::HTTP_2
         && !request
             .headers()
@@ -179,12 +175,7 @@ impl FromRequest<HttpState> for RequestBody {
             )
             .closing_connection()
         };
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
+        if declared_length(request.headers()).is_some_and(|length| length > limit as u64) {
             return Err(too_large());
         }
         match Bytes::from_request(request, state).await {
@@ -202,6 +193,14 @@ impl FromRequest<HttpState> for RequestBody {
             }
         }
     }
+}
+
+/// The body length `Content-Length` declares; `None` when absent or not a number.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// Whether reading the body failed because it stopped arriving (the body timeout).
